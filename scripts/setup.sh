@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what berth needs on a fresh Debian machine, then builds it. Idempotent and quick when
+# nothing changed: Debian packages only when missing (as root), npm ci only when the lock changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages: compilers for the native addons (better-sqlite3, fs-ext build from source here),
+# and the tools the tests and benchmarks compare against or measure with.
+deb_packages=(g++ make python3 coreutils time)
+missing=()
+for p in "${deb_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then
+    echo "setup: installing Debian packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: missing Debian packages (run as root to install them): ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+# Native addons build against the machine's Node headers; .npmrc sets nodedir=/usr for that.
+stamp=node_modules/.berth-setup-stamp
+want="$(sha256sum package-lock.json | cut -d' ' -f1) $(node --version)"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "setup: npm ci (builds better-sqlite3 and fs-ext from source; about a minute)"
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$want" > "$stamp"
+fi
+
+npx tsc -p tsconfig.json
+chmod +x dist/src/cli/main.js

@@ -1,0 +1,37 @@
+import type { Command } from 'commander';
+import { Berth, defaultRoot } from '../services/index.js';
+import { type Format, parseFormat } from './output.js';
+
+/** The global flags every command sees. */
+export interface Globals {
+  root: string;
+  namespace: string;
+  format: Format;
+  debug: boolean;
+}
+
+export function globalsOf(cmd: Command): Globals {
+  const o = cmd.optsWithGlobals() as { root?: string; namespace?: string; format?: string; debug?: boolean };
+  return {
+    root: o.root ?? defaultRoot(),
+    namespace: o.namespace ?? 'default',
+    format: parseFormat(o.format ?? 'table'),
+    debug: o.debug ?? false,
+  };
+}
+
+/** Opens the root for the duration of one command. */
+export async function withBerth<T>(cmd: Command, fn: (berth: Berth, g: Globals) => Promise<T>): Promise<T> {
+  const g = globalsOf(cmd);
+  const berth = await Berth.open({ root: g.root });
+  try {
+    return await fn(berth, g);
+  } finally {
+    berth.close();
+  }
+}
+
+/** Adds an "Example" section to a command's help. */
+export function example(cmd: Command, ...lines: string[]): Command {
+  return cmd.addHelpText('after', `\nExample:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`);
+}

@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+import { Command, CommanderError, Option } from 'commander';
+import { BerthError, codeOf, exitCodes } from '../errdefs/index.js';
+import { registerContent } from './content.js';
+import { registerNamespace } from './namespace.js';
+import { registerSystem } from './system.js';
+import { berthVersion } from './version.js';
+
+/** Builds the `berth` command tree. */
+export function buildProgram(): Command {
+  const program = new Command('berth')
+    .description('A container image store and runtime (containerd model, docker verbs)')
+    .version(berthVersion, '-v, --version', 'print the version')
+    .addOption(new Option('--root <dir>', 'root directory (default: /var/lib/berth as root, else $XDG_DATA_HOME/berth)').env('BERTH_ROOT'))
+    .addOption(new Option('-n, --namespace <name>', 'namespace').env('BERTH_NAMESPACE').default('default'))
+    .addOption(new Option('--format <format>', 'output format of listings').choices(['table', 'json']).default('table'))
+    .option('--debug', 'print stack traces with errors')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({ outputError: (str, write) => write(str) });
+  program.addHelpText('after', '\nExample:\n  $ berth content add ./layer.tar.gz\n  $ berth -n k8s.io content ls --format json\n');
+  registerNamespace(program);
+  registerContent(program);
+  registerSystem(program);
+  for (const cmd of program.commands) {
+    cmd.exitOverride();
+    for (const sub of cmd.commands) sub.exitOverride();
+  }
+  return program;
+}
+
+/** One line per error; the stack and causes only with --debug. */
+function report(err: unknown, debug: boolean): number {
+  if (err instanceof CommanderError) {
+    // Commander has printed the message already; usage errors exit 2, help and version 0.
+    return err.exitCode === 0 ? 0 : 2;
+  }
+  const code = codeOf(err);
+  const message = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`berth: ${message}\n`);
+  if (debug) {
+    for (let e: unknown = err; e; e = (e as Error).cause) {
+      process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      if (!(e instanceof Error)) break;
+    }
+  }
+  if (!(err instanceof BerthError) && code === 'UNKNOWN' && !debug) {
+    process.stderr.write('(an unexpected error: run with --debug for details)\n');
+  }
+  return exitCodes[code];
+}
+
+async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    return report(err, argv.includes('--debug'));
+  }
+}
+
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+process.exitCode = await main(process.argv);

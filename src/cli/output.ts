@@ -1,0 +1,94 @@
+import { InvalidArgumentError } from '../errdefs/index.js';
+
+export type Format = 'table' | 'json';
+
+export function parseFormat(s: string): Format {
+  if (s !== 'table' && s !== 'json') throw new InvalidArgumentError(`invalid format "${s}": use "table" or "json"`);
+  return s;
+}
+
+/** Writes rows as docker does: upper-case headers, columns padded to their widest cell plus three spaces. */
+export function renderTable(headers: string[], rows: string[][]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd((widths[i] ?? 0) + 3)))
+      .join('')
+      .trimEnd();
+  return `${[line(headers), ...rows.map(line)].join('\n')}\n`;
+}
+
+/** Prints a listing as a table or, with `--format json`, one JSON array. */
+export function printListing<T>(
+  format: Format,
+  items: T[],
+  headers: string[],
+  row: (item: T) => string[],
+  json: (item: T) => unknown,
+): void {
+  if (format === 'json') process.stdout.write(`${JSON.stringify(items.map(json), null, 2)}\n`);
+  else process.stdout.write(renderTable(headers, items.map(row)));
+}
+
+export function printJSON(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+const decimalUnits = ['B', 'kB', 'MB', 'GB', 'TB', 'PB'];
+
+/** Sizes as docker prints them: decimal units, three significant digits (`1.07GB`, `12.3kB`). */
+export function humanSize(bytes: number): string {
+  let v = bytes;
+  let i = 0;
+  while (v >= 1000 && i < decimalUnits.length - 1) {
+    v /= 1000;
+    i++;
+  }
+  return `${Number(v.toPrecision(3))}${decimalUnits[i]}`;
+}
+
+/** Binary units for progress (`512MiB`). */
+export function humanBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = bytes;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(1)}${units[i]}`;
+}
+
+/** Durations as docker prints them: "Less than a second", "5 seconds", "About a minute", "3 hours". */
+export function humanDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 1) return 'Less than a second';
+  if (s === 1) return '1 second';
+  if (s < 60) return `${s} seconds`;
+  const m = Math.round(s / 60);
+  if (m === 1) return 'About a minute';
+  if (m < 60) return `${m} minutes`;
+  const h = Math.round(s / 3600);
+  if (h === 1) return 'About an hour';
+  if (h < 48) return `${h} hours`;
+  if (h < 24 * 7 * 2) return `${Math.round(h / 24)} days`;
+  if (h < 24 * 30 * 2) return `${Math.round(h / 24 / 7)} weeks`;
+  if (h < 24 * 365 * 2) return `${Math.round(h / 24 / 30)} months`;
+  return `${Math.round(h / 24 / 365)} years`;
+}
+
+export function formatLabels(labels: Record<string, string>): string {
+  const entries = Object.entries(labels);
+  return entries.length === 0 ? '-' : entries.map(([k, v]) => `${k}=${v}`).join(',');
+}
+
+/** Parses `k=v` arguments; `k=` (empty value) is kept, to remove a label. */
+export function parseKeyValues(args: string[], what = 'label'): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const a of args) {
+    const eq = a.indexOf('=');
+    if (eq <= 0) throw new InvalidArgumentError(`invalid ${what} ${JSON.stringify(a)}: expected key=value`);
+    out[a.slice(0, eq)] = a.slice(eq + 1);
+  }
+  return out;
+}

@@ -1,0 +1,12 @@
+export { syncDirSync, writeFileAtomic } from './fs-util.js';
+export {
+  type ProgressEvent,
+  readBlob,
+  type VerifyResult,
+  verifyBlob,
+  type WriteBlobOpts,
+  type WriteBlobResult,
+  writeBlob,
+} from './helpers.js';
+export { type LocalCommitOpts, LocalStore, LocalWriter, type PublishGuard } from './local-store.js';
+export type * from './store.js';

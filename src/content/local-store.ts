@@ -1,0 +1,482 @@
+import { createHash } from 'node:crypto';
+import { closeSync, createReadStream, fstatSync, linkSync, openSync, statSync, unlinkSync } from 'node:fs';
+import { chmod, type FileHandle, mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { flockSync } from 'fs-ext';
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  NotImplementedError,
+  throwIfAborted,
+  UnavailableError,
+} from '../errdefs/index.js';
+import {
+  type Descriptor,
+  type Digest,
+  type DigestAlgorithm,
+  Digester,
+  digestAlgorithm,
+  digestAlgorithms,
+  digestHex,
+  isDigest,
+  parseDigest,
+} from '../oci/index.js';
+import { syncDirSync, writeFileAtomic } from './fs-util.js';
+import type { BlobReader, Info, IngestStatus, Labels, Opts, Store, Writer, WriterOpts } from './store.js';
+
+/** How a commit makes a blob visible: `publish` links it into place, synchronously, and says whether it was new. */
+export type PublishGuard = (publish: () => 'created' | 'exists') => 'created' | 'exists';
+
+export interface LocalCommitOpts extends Opts {
+  labels?: Labels;
+  /** Runs the publishing step inside the caller's critical section (e.g. a database transaction). */
+  guard?: PublishGuard;
+}
+
+const readChunk = 1 << 20;
+const maxRefLength = 1024;
+
+/**
+ * The blob store on local disk, containerd's layout:
+ * `blobs/<alg>/<hex>` (immutable, read-only files) and `ingest/<sha256(ref)>/` (data, ref, total,
+ * expected, startedat, lock). Writers of one ref exclude each other across processes with flock(2),
+ * which the kernel releases when a writer dies, so a killed ingest can be resumed at once.
+ * Labels are not kept here: the metadata database keeps them per namespace.
+ */
+export class LocalStore implements Store {
+  readonly root: string;
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  /** Creates the directories of the store. */
+  async init(): Promise<void> {
+    await mkdir(join(this.root, 'ingest'), { recursive: true });
+    for (const alg of Object.keys(digestAlgorithms)) await mkdir(join(this.root, 'blobs', alg), { recursive: true });
+  }
+
+  blobPath(digest: Digest): string {
+    return join(this.root, 'blobs', digestAlgorithm(digest), digestHex(digest));
+  }
+
+  ingestPath(ref: string): string {
+    return join(this.root, 'ingest', createHash('sha256').update(ref).digest('hex'));
+  }
+
+  /** Whether the blob is committed (synchronous, for use inside a transaction). */
+  existsSync(digest: Digest): { size: number } | undefined {
+    try {
+      return { size: statSync(this.blobPath(digest)).size };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  /** Removes a committed blob (synchronous, for use inside a transaction); false when it was not there. */
+  removeSync(digest: Digest): boolean {
+    try {
+      unlinkSync(this.blobPath(digest));
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
+  async reader(desc: Pick<Descriptor, 'digest'>, opts?: Opts): Promise<BlobReader> {
+    throwIfAborted(opts?.signal);
+    const digest = parseDigest(desc.digest);
+    let fh: FileHandle;
+    try {
+      fh = await open(this.blobPath(digest), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`content "${digest}": not found`);
+      throw err;
+    }
+    const { size } = await fh.stat();
+    return new FileBlobReader(fh, size);
+  }
+
+  async info(digest: Digest, opts?: Opts): Promise<Info> {
+    throwIfAborted(opts?.signal);
+    parseDigest(digest);
+    try {
+      const st = await stat(this.blobPath(digest));
+      return { digest, size: st.size, createdAt: st.birthtime.getTime() ? st.birthtime : st.ctime, updatedAt: st.mtime, labels: {} };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`content "${digest}": not found`);
+      throw err;
+    }
+  }
+
+  async update(_digest: Digest, _labels: Labels): Promise<Info> {
+    throw new NotImplementedError('labels are kept by the metadata store, not the local blob store');
+  }
+
+  async *list(opts?: Opts): AsyncIterable<Info> {
+    for (const alg of Object.keys(digestAlgorithms)) {
+      let names: string[];
+      try {
+        names = await readdir(join(this.root, 'blobs', alg));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+        throw err;
+      }
+      for (const hex of names.sort()) {
+        throwIfAborted(opts?.signal);
+        const digest = `${alg}:${hex}`;
+        if (!isDigest(digest)) continue;
+        try {
+          yield await this.info(digest);
+        } catch (err) {
+          if (!(err instanceof NotFoundError)) throw err;
+        }
+      }
+    }
+  }
+
+  async delete(digest: Digest, opts?: Opts): Promise<void> {
+    throwIfAborted(opts?.signal);
+    if (!this.removeSync(parseDigest(digest))) throw new NotFoundError(`content "${digest}": not found`);
+  }
+
+  async writer(ref: string, opts?: WriterOpts): Promise<LocalWriter> {
+    throwIfAborted(opts?.signal);
+    validateRef(ref);
+    const expected = opts?.expected;
+    if (expected) {
+      parseDigest(expected.digest);
+      if (this.existsSync(expected.digest)) throw new AlreadyExistsError(`content "${expected.digest}": already exists`);
+    }
+    const dir = this.ingestPath(ref);
+    const lockFd = await lockIngest(dir, ref);
+    try {
+      return await LocalWriter.open(this, dir, ref, lockFd, expected, opts?.signal);
+    } catch (err) {
+      closeSync(lockFd);
+      throw err;
+    }
+  }
+
+  async status(ref: string): Promise<IngestStatus> {
+    validateRef(ref);
+    const st = await readStatus(this.ingestPath(ref));
+    if (!st) throw new NotFoundError(`ingest "${ref}": not found`);
+    return st;
+  }
+
+  async *listStatuses(opts?: Opts): AsyncIterable<IngestStatus> {
+    const base = join(this.root, 'ingest');
+    let names: string[];
+    try {
+      names = await readdir(base);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw err;
+    }
+    for (const name of names.sort()) {
+      throwIfAborted(opts?.signal);
+      const st = await readStatus(join(base, name));
+      if (st) yield st;
+    }
+  }
+
+  async abort(ref: string, opts?: Opts): Promise<void> {
+    throwIfAborted(opts?.signal);
+    validateRef(ref);
+    const dir = this.ingestPath(ref);
+    if (!(await readStatus(dir))) throw new NotFoundError(`ingest "${ref}": not found`);
+    const lockFd = await lockIngest(dir, ref);
+    try {
+      await rm(dir, { recursive: true, force: true });
+    } finally {
+      closeSync(lockFd);
+    }
+  }
+}
+
+function validateRef(ref: string): void {
+  if (typeof ref !== 'string' || ref.length === 0 || ref.length > maxRefLength || ref.includes('\0')) {
+    throw new InvalidArgumentError(
+      `invalid ingest ref ${JSON.stringify(String(ref).slice(0, 100))}: must be 1 to ${maxRefLength} characters`,
+    );
+  }
+}
+
+/** Takes the flock of an ingest directory, creating it; retries when the directory was removed under us. */
+async function lockIngest(dir: string, ref: string): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    await mkdir(dir, { recursive: true });
+    let fd: number;
+    try {
+      fd = openSync(join(dir, 'lock'), 'a');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && attempt < 100) continue;
+      throw err;
+    }
+    try {
+      flockSync(fd, 'exnb');
+    } catch (err) {
+      closeSync(fd);
+      if ((err as NodeJS.ErrnoException).code === 'EAGAIN' || (err as NodeJS.ErrnoException).code === 'EWOULDBLOCK') {
+        throw new UnavailableError(`ingest "${ref}": locked by another writer`);
+      }
+      throw err;
+    }
+    // The holder before us may have removed the directory after we opened the lock file.
+    try {
+      if (statSync(join(dir, 'lock')).ino === fstatSync(fd).ino) return fd;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        closeSync(fd);
+        throw err;
+      }
+    }
+    closeSync(fd);
+    if (attempt >= 100) throw new UnavailableError(`ingest "${ref}": could not lock`);
+  }
+}
+
+async function readText(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+async function readStatus(dir: string): Promise<IngestStatus | undefined> {
+  const ref = await readText(join(dir, 'ref'));
+  if (ref === undefined) return undefined;
+  let offset = 0;
+  let updatedAt: Date;
+  try {
+    const st = await stat(join(dir, 'data'));
+    offset = st.size;
+    updatedAt = st.mtime;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    updatedAt = new Date(0);
+  }
+  const started = await readText(join(dir, 'startedat'));
+  const expected = await readText(join(dir, 'expected'));
+  const total = Number(await readText(join(dir, 'total'))) || 0;
+  const st: IngestStatus = { ref, offset, total, startedAt: new Date(started ?? 0), updatedAt };
+  if (expected && isDigest(expected)) st.expected = expected;
+  return st;
+}
+
+/** A writer holding an ingest's lock; appends to `data`, hashing every byte. */
+export class LocalWriter implements Writer {
+  readonly ref: string;
+  readonly #store: LocalStore;
+  readonly #dir: string;
+  #lockFd: number | undefined;
+  #fh: FileHandle | undefined;
+  #digester: Digester;
+  #total: number;
+  #expected: Digest | undefined;
+  #startedAt: Date;
+  #updatedAt: Date;
+
+  private constructor(
+    store: LocalStore,
+    dir: string,
+    ref: string,
+    lockFd: number,
+    fh: FileHandle,
+    digester: Digester,
+    total: number,
+    expected: Digest | undefined,
+    startedAt: Date,
+  ) {
+    this.#store = store;
+    this.#dir = dir;
+    this.ref = ref;
+    this.#lockFd = lockFd;
+    this.#fh = fh;
+    this.#digester = digester;
+    this.#total = total;
+    this.#expected = expected;
+    this.#startedAt = startedAt;
+    this.#updatedAt = new Date();
+  }
+
+  /** Opens (or resumes) the ingest in `dir`, whose lock the caller holds. */
+  static async open(
+    store: LocalStore,
+    dir: string,
+    ref: string,
+    lockFd: number,
+    expected: Pick<Descriptor, 'digest' | 'size'> | undefined,
+    signal: AbortSignal | undefined,
+  ): Promise<LocalWriter> {
+    const prior = await readStatus(dir);
+    const sameTarget = prior && (!expected || (prior.expected === expected.digest && (!expected.size || prior.total === expected.size)));
+    let startedAt: Date;
+    if (prior && sameTarget) {
+      startedAt = prior.startedAt;
+    } else {
+      // A new ingest, or a ref reused for other content: start from nothing.
+      await rm(join(dir, 'data'), { force: true });
+      startedAt = new Date();
+      await writeFileAtomic(join(dir, 'startedat'), startedAt.toISOString());
+      await writeFileAtomic(join(dir, 'total'), String(expected?.size ?? 0));
+      await writeFileAtomic(join(dir, 'expected'), expected?.digest ?? '');
+      await writeFileAtomic(join(dir, 'ref'), ref);
+    }
+    const want = expected?.digest ?? prior?.expected;
+    const total = expected?.size ?? prior?.total ?? 0;
+    const algorithm: DigestAlgorithm = want ? digestAlgorithm(want) : 'sha256';
+    const digester = new Digester(algorithm);
+    const dataPath = join(dir, 'data');
+    // Resuming: the hash state is not saved, so the bytes already written are hashed again.
+    if (sameTarget && prior.offset > 0) {
+      for await (const chunk of createReadStream(dataPath, { highWaterMark: readChunk, signal })) digester.update(chunk as Buffer);
+    }
+    const fh = await open(dataPath, 'a');
+    return new LocalWriter(store, dir, ref, lockFd, fh, digester, total, want, startedAt);
+  }
+
+  get offset(): number {
+    return this.#digester.size;
+  }
+
+  digest(): Digest {
+    return this.#digester.digest();
+  }
+
+  async write(chunk: Uint8Array, opts?: Opts): Promise<void> {
+    throwIfAborted(opts?.signal);
+    const fh = this.#open();
+    if (this.#total > 0 && this.offset + chunk.byteLength > this.#total) {
+      throw new FailedPreconditionError(
+        `write "${this.ref}": ${this.offset + chunk.byteLength} bytes exceed the expected size ${this.#total}`,
+      );
+    }
+    let done = 0;
+    while (done < chunk.byteLength) {
+      const { bytesWritten } = await fh.write(chunk, done, chunk.byteLength - done);
+      done += bytesWritten;
+    }
+    this.#digester.update(chunk);
+    this.#updatedAt = new Date();
+  }
+
+  async status(): Promise<IngestStatus> {
+    const st: IngestStatus = {
+      ref: this.ref,
+      offset: this.offset,
+      total: this.#total,
+      startedAt: this.#startedAt,
+      updatedAt: this.#updatedAt,
+    };
+    if (this.#expected) st.expected = this.#expected;
+    return st;
+  }
+
+  async commit(size: number, expected?: Digest, opts?: LocalCommitOpts): Promise<Digest> {
+    const fh = this.#open();
+    try {
+      throwIfAborted(opts?.signal);
+      const want = expected ?? this.#expected;
+      const got = this.digest();
+      if (size > 0 && size !== this.offset) {
+        await this.#discard();
+        throw new FailedPreconditionError(`commit "${this.ref}": size ${this.offset}, expected ${size}`);
+      }
+      if (want && want !== got) {
+        await this.#discard();
+        throw new FailedPreconditionError(`commit "${this.ref}": digest ${got}, expected ${want}`);
+      }
+      await fh.sync();
+      await fh.close();
+      this.#fh = undefined;
+      const dataPath = join(this.#dir, 'data');
+      await chmod(dataPath, 0o444);
+      const target = this.#store.blobPath(got);
+      await mkdir(join(this.#store.root, 'blobs', digestAlgorithm(got)), { recursive: true });
+      const publish = (): 'created' | 'exists' => {
+        try {
+          linkSync(dataPath, target);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
+          throw err;
+        }
+        syncDirSync(join(this.#store.root, 'blobs', digestAlgorithm(got)));
+        return 'created';
+      };
+      const outcome = opts?.guard ? opts.guard(publish) : publish();
+      await rm(this.#dir, { recursive: true, force: true });
+      if (outcome === 'exists') throw new AlreadyExistsError(`content "${got}": already exists`);
+      return got;
+    } finally {
+      await this.close();
+    }
+  }
+
+  async close(): Promise<void> {
+    const fh = this.#fh;
+    this.#fh = undefined;
+    await fh?.close();
+    if (this.#lockFd !== undefined) {
+      closeSync(this.#lockFd);
+      this.#lockFd = undefined;
+    }
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #open(): FileHandle {
+    if (!this.#fh) throw new FailedPreconditionError(`ingest "${this.ref}": writer is closed`);
+    return this.#fh;
+  }
+
+  async #discard(): Promise<void> {
+    await rm(this.#dir, { recursive: true, force: true });
+  }
+}
+
+class FileBlobReader implements BlobReader {
+  readonly size: number;
+  #fh: FileHandle | undefined;
+  constructor(fh: FileHandle, size: number) {
+    this.#fh = fh;
+    this.size = size;
+  }
+
+  async *read(range?: { start?: number; end?: number }, opts?: Opts): AsyncIterable<Uint8Array> {
+    const fh = this.#fh;
+    if (!fh) throw new FailedPreconditionError('reader is closed');
+    const start = range?.start ?? 0;
+    const end = Math.min(range?.end ?? this.size, this.size);
+    if (!Number.isSafeInteger(start) || start < 0 || start > end) {
+      throw new InvalidArgumentError(`read: bad range [${start}, ${end}) of ${this.size} bytes`);
+    }
+    let pos = start;
+    while (pos < end) {
+      throwIfAborted(opts?.signal);
+      const buf = Buffer.allocUnsafe(Math.min(readChunk, end - pos));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+      if (bytesRead === 0) break;
+      pos += bytesRead;
+      yield buf.subarray(0, bytesRead);
+    }
+  }
+
+  async close(): Promise<void> {
+    const fh = this.#fh;
+    this.#fh = undefined;
+    await fh?.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

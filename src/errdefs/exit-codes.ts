@@ -1,0 +1,21 @@
+import type { ErrorCode } from './errors.js';
+
+/**
+ * Process exit status per error kind: the one place the CLI maps codes to numbers.
+ * 2 is also what a usage error (unknown flag, missing argument) exits with.
+ */
+export const exitCodes: Readonly<Record<ErrorCode, number>> = {
+  UNKNOWN: 1,
+  INTERNAL: 1,
+  INVALID_ARGUMENT: 2,
+  NOT_FOUND: 3,
+  ALREADY_EXISTS: 4,
+  FAILED_PRECONDITION: 5,
+  UNAVAILABLE: 6,
+  ABORTED: 7,
+  UNAUTHENTICATED: 8,
+  PERMISSION_DENIED: 8,
+  RESOURCE_EXHAUSTED: 9,
+  NOT_IMPLEMENTED: 10,
+  DATA_LOSS: 11,
+};

@@ -1,0 +1,2 @@
+export * from './errors.js';
+export { exitCodes } from './exit-codes.js';

@@ -1,0 +1,7 @@
+// The library API of berth: everything a program embedding it needs, through each folder's index.
+
+export * from './content/index.js';
+export * from './errdefs/index.js';
+export * from './metadata/index.js';
+export * from './oci/index.js';
+export * from './services/index.js';

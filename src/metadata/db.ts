@@ -1,0 +1,134 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { InternalError, UnavailableError } from '../errdefs/index.js';
+
+/**
+ * Schema versions, applied in order inside one IMMEDIATE transaction each, so that several
+ * processes opening one root at once agree on the result. Never edit a released step: add one.
+ */
+const migrations: readonly string[] = [
+  `
+  CREATE TABLE namespaces (
+    name TEXT PRIMARY KEY,
+    labels TEXT NOT NULL DEFAULT '{}',
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE TABLE images (
+    namespace TEXT NOT NULL REFERENCES namespaces(name),
+    name TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    annotations TEXT,
+    labels TEXT NOT NULL DEFAULT '{}',
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, name)
+  ) STRICT;
+  CREATE INDEX images_digest ON images(digest);
+  CREATE TABLE blobs (
+    namespace TEXT NOT NULL REFERENCES namespaces(name),
+    digest TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, digest)
+  ) STRICT;
+  CREATE INDEX blobs_digest ON blobs(digest);
+  CREATE TABLE leases (
+    namespace TEXT NOT NULL REFERENCES namespaces(name),
+    id TEXT NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER,
+    PRIMARY KEY (namespace, id)
+  ) STRICT;
+  CREATE TABLE lease_resources (
+    namespace TEXT NOT NULL,
+    lease_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    PRIMARY KEY (namespace, lease_id, type, resource),
+    FOREIGN KEY (namespace, lease_id) REFERENCES leases(namespace, id) ON DELETE CASCADE
+  ) STRICT;
+  INSERT INTO namespaces (name, created_at, updated_at) VALUES ('default', unixepoch('subsec') * 1000, unixepoch('subsec') * 1000);
+  `,
+];
+
+export const schemaVersion = migrations.length;
+
+export interface OpenOpts {
+  /** How long to wait for another process's write transaction, in ms. */
+  busyTimeout?: number;
+  readonly?: boolean;
+}
+
+/** The metadata database file: SQLite in WAL mode, shared safely by several processes. */
+export class MetadataDB {
+  readonly path: string;
+  readonly sqlite: Database.Database;
+
+  constructor(path: string, opts: OpenOpts = {}) {
+    this.path = path;
+    if (!opts.readonly) mkdirSync(dirname(path), { recursive: true });
+    try {
+      this.sqlite = new Database(path, { timeout: opts.busyTimeout ?? 15000, readonly: opts.readonly ?? false });
+      if (!opts.readonly) this.sqlite.pragma('journal_mode = WAL');
+      this.sqlite.pragma('synchronous = NORMAL');
+      this.sqlite.pragma('foreign_keys = ON');
+      if (!opts.readonly) this.#migrate();
+    } catch (err) {
+      throw wrapSqliteError(err, `open metadata "${path}"`);
+    }
+  }
+
+  #migrate(): void {
+    const version = () => this.sqlite.pragma('user_version', { simple: true }) as number;
+    if (version() === migrations.length) return;
+    this.immediate(() => {
+      const from = version();
+      if (from > migrations.length) {
+        throw new InternalError(`metadata schema version ${from} is newer than this berth knows (${migrations.length}); upgrade berth`);
+      }
+      for (let v = from; v < migrations.length; v++) this.sqlite.exec(migrations[v] as string);
+      this.sqlite.pragma(`user_version = ${migrations.length}`);
+    });
+  }
+
+  /** Runs `fn` in a write transaction taken at once (BEGIN IMMEDIATE): serialised across processes. */
+  immediate<T>(fn: () => T): T {
+    try {
+      return this.sqlite.transaction(fn).immediate();
+    } catch (err) {
+      throw wrapSqliteError(err, 'metadata transaction');
+    }
+  }
+
+  /** Runs `fn` in a read transaction: one consistent snapshot. */
+  read<T>(fn: () => T): T {
+    try {
+      return this.sqlite.transaction(fn).deferred();
+    } catch (err) {
+      throw wrapSqliteError(err, 'metadata read');
+    }
+  }
+
+  close(): void {
+    if (this.sqlite.open) this.sqlite.close();
+  }
+}
+
+function wrapSqliteError(err: unknown, what: string): unknown {
+  const code = (err as { code?: string }).code;
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+    return new UnavailableError(`${what}: database is locked by another process`, { cause: err });
+  }
+  return err;
+}
+
+export function parseLabels(json: string | null | undefined): Record<string, string> {
+  return json ? (JSON.parse(json) as Record<string, string>) : {};
+}

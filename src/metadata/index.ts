@@ -1,0 +1,7 @@
+export { NamespacedContentStore } from './content.js';
+export { MetadataDB, type OpenOpts, schemaVersion } from './db.js';
+export { maxIdentifierLength, mergeLabels, validateIdentifier, validateLabels } from './identifiers.js';
+export { type Image, ImageStore } from './images.js';
+export { type Lease, LeaseManager, type LeaseResource } from './leases.js';
+export { Metadata, type NamespaceScope } from './metadata.js';
+export { type Namespace, NamespaceStore } from './namespaces.js';

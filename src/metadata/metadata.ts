@@ -1,0 +1,49 @@
+import type { LocalStore } from '../content/index.js';
+import { NamespacedContentStore } from './content.js';
+import { MetadataDB, type OpenOpts } from './db.js';
+import { validateIdentifier } from './identifiers.js';
+import { ImageStore } from './images.js';
+import { LeaseManager } from './leases.js';
+import { NamespaceStore } from './namespaces.js';
+
+/** The stores of one namespace; nothing is ambient: every call names its namespace through this. */
+export interface NamespaceScope {
+  readonly name: string;
+  readonly images: ImageStore;
+  readonly content: NamespacedContentStore;
+  readonly leases: LeaseManager;
+}
+
+/** The metadata of one root: namespaces, images, content references and leases. */
+export class Metadata {
+  readonly db: MetadataDB;
+  readonly namespaces: NamespaceStore;
+  readonly #local: LocalStore;
+
+  constructor(path: string, local: LocalStore, opts?: OpenOpts) {
+    this.db = new MetadataDB(path, opts);
+    this.namespaces = new NamespaceStore(this.db);
+    this.#local = local;
+  }
+
+  /** The stores scoped to `name`; the namespace is created by the first write into it. @throws InvalidArgumentError */
+  namespace(name: string): NamespaceScope {
+    validateIdentifier(name, 'namespace');
+    return {
+      name,
+      images: new ImageStore(this.db, this.namespaces, name),
+      content: new NamespacedContentStore(this.db, this.#local, this.namespaces, name),
+      leases: new LeaseManager(this.db, this.namespaces, name),
+    };
+  }
+
+  /** How many namespaces reference each digest (for usage views). */
+  blobReferenceCounts(): Map<string, number> {
+    const rows = this.db.sqlite.prepare('SELECT digest, count(*) AS n FROM blobs GROUP BY digest').all() as { digest: string; n: number }[];
+    return new Map(rows.map((r) => [r.digest, r.n]));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

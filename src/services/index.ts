@@ -1,0 +1,1 @@
+export { Berth, defaultRoot, type OpenBerthOpts } from './berth.js';

@@ -1,15 +1,13 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
-import { type Info, verifyBlob, writeBlob } from '../content/index.js';
+import { type Info, readFileChunks, verifyBlob, writeBlob } from '../content/index.js';
 import { DataLossError, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
 import { parseDigest } from '../oci/index.js';
 import { example, withBerth } from './context.js';
 import { formatLabels, humanBytes, humanDuration, humanSize, parseKeyValues, printJSON, printListing } from './output.js';
 import { ProgressView } from './progress.js';
-
-const fileChunk = 4 << 20;
 
 const infoJSON = (i: Info) => ({ digest: i.digest, size: i.size, createdAt: i.createdAt, updatedAt: i.updatedAt, labels: i.labels });
 
@@ -53,7 +51,7 @@ export function registerContent(program: Command): void {
       .option('--ref <ref>', 'the ingest reference (default: derived from the file)')
       .option('--expected-digest <digest>', 'refuse the blob unless it has this digest')
       .option('--expected-size <bytes>', 'refuse the blob unless it has this size')
-      .option('-l, --label <key=value...>', 'labels for the blob')
+      .option('-l, --label <key=value>', 'a label for the blob (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
       .option('-q, --quiet', 'no progress')
       .action(
         async (
@@ -80,7 +78,7 @@ export function registerContent(program: Command): void {
               total = st.size;
               // The same file, unchanged, gets the same ref: a killed add resumes where it stopped.
               ref ??= `add:${path}:${st.size}:${Math.trunc(st.mtimeMs)}`;
-              openAt = (start) => createReadStream(path, { start, highWaterMark: fileChunk });
+              openAt = (start) => readFileChunks(path, { start });
             }
             let expected: { digest: ReturnType<typeof parseDigest>; size: number } | undefined;
             if (opts.expectedDigest) {
@@ -101,7 +99,7 @@ export function registerContent(program: Command): void {
           }),
       ),
     'berth content add ./layer.tar.gz',
-    'curl -s https://example.test/blob | berth content add --expected-digest sha256:... -',
+    'cat blob.bin | berth content add --expected-digest sha256:... -',
   );
 
   example(

@@ -13,8 +13,8 @@ export interface Globals {
 export function globalsOf(cmd: Command): Globals {
   const o = cmd.optsWithGlobals() as { root?: string; namespace?: string; format?: string; debug?: boolean };
   return {
-    root: o.root ?? defaultRoot(),
-    namespace: o.namespace ?? 'default',
+    root: o.root || defaultRoot(),
+    namespace: o.namespace || 'default',
     format: parseFormat(o.format ?? 'table'),
     debug: o.debug ?? false,
   };

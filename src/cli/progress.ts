@@ -6,13 +6,14 @@ interface Line {
   offset: number;
   total: number;
   done: boolean;
+  startedAt: number;
   lastPrinted: number;
   lastFraction: number;
 }
 
 /**
- * Shows transfers: a redrawn bar per transfer on a TTY, plain lines otherwise (at start, every
- * 10% or 5 s, and at the end), nothing when quiet.
+ * Shows transfers: a redrawn bar per transfer on a TTY, plain lines otherwise (after the first
+ * second, every 10% or 5 s, and at the end), nothing when quiet.
  */
 export class ProgressView {
   readonly #out: NodeJS.WriteStream;
@@ -33,7 +34,7 @@ export class ProgressView {
     if (this.#quiet) return;
     let line = this.#lines.get(e.ref);
     if (!line) {
-      line = { label, offset: e.offset, total: e.total, done: false, lastPrinted: 0, lastFraction: -1 };
+      line = { label, offset: e.offset, total: e.total, done: false, startedAt: Date.now(), lastPrinted: 0, lastFraction: -1 };
       this.#lines.set(e.ref, line);
     }
     line.offset = e.offset;
@@ -61,6 +62,8 @@ export class ProgressView {
       this.#drawn = this.#lines.size;
       return;
     }
+    // Plain lines: nothing for a transfer done within a second but its last line; then every 10% or 5 s.
+    if (!force && now - line.startedAt < 1000) return;
     const fraction = line.total > 0 ? Math.floor((line.offset / line.total) * 10) : -1;
     if (force || line.lastPrinted === 0 || fraction > line.lastFraction || now - line.lastPrinted >= 5000) {
       line.lastPrinted = now;

@@ -30,3 +30,34 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   }
   syncDirSync(dirname(path));
 }
+
+/**
+ * Reads a file from `start` in chunks through two reused buffers, reading the next chunk while the
+ * caller works on the current one. A chunk is valid only until the next one is requested: for
+ * consumers that hash or write each chunk before asking for more (`writeBlob` does).
+ */
+export async function* readFileChunks(
+  path: string,
+  opts: { start?: number; chunkSize?: number; signal?: AbortSignal } = {},
+): AsyncIterable<Uint8Array> {
+  const size = opts.chunkSize ?? 1 << 20;
+  const fh = await open(path, 'r');
+  try {
+    const bufs = [Buffer.allocUnsafe(size), Buffer.allocUnsafe(size)] as const;
+    let pos = opts.start ?? 0;
+    let i = 0;
+    let pending = fh.read(bufs[0], 0, size, pos);
+    for (;;) {
+      const { bytesRead } = await pending;
+      if (bytesRead === 0) break;
+      opts.signal?.throwIfAborted();
+      const current = bufs[i % 2]!.subarray(0, bytesRead);
+      pos += bytesRead;
+      i++;
+      pending = fh.read(bufs[i % 2]!, 0, size, pos);
+      yield current;
+    }
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,4 +1,4 @@
-export { syncDirSync, writeFileAtomic } from './fs-util.js';
+export { readFileChunks, syncDirSync, writeFileAtomic } from './fs-util.js';
 export {
   type ProgressEvent,
   readBlob,

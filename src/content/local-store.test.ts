@@ -22,14 +22,19 @@ contentStoreConformance('LocalStore', tempStore, { labels: false });
 
 const storeModule = new URL('./index.js', import.meta.url).href;
 
+const exits = new WeakMap<ChildProcess, Promise<number | null>>();
+
 /** Runs a script in a child process with `LocalStore` and `writeBlob` in scope. */
 function child(script: string, args: string[]): ChildProcess {
   const code = `import { LocalStore, writeBlob } from ${JSON.stringify(storeModule)};\nconst args = ${JSON.stringify(args)};\n${script}`;
-  return spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const p = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['pipe', 'pipe', 'inherit'] });
+  // Listen at once: a child may exit before the test asks.
+  exits.set(p, new Promise((resolve) => p.on('close', (c) => resolve(c))));
+  return p;
 }
 
 function exited(p: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => p.on('exit', (code) => resolve(code)));
+  return exits.get(p) as Promise<number | null>;
 }
 
 function firstLine(p: ChildProcess): Promise<string> {
@@ -39,7 +44,7 @@ function firstLine(p: ChildProcess): Promise<string> {
       buf += d.toString();
       if (buf.includes('\n')) resolve(buf.slice(0, buf.indexOf('\n')));
     });
-    p.on('exit', () => reject(new Error(`child exited before writing a line (${buf})`)));
+    void exited(p).then(() => reject(new Error(`child exited before writing a line (${buf})`)));
   });
 }
 

@@ -358,12 +358,16 @@ export class LocalWriter implements Writer {
         `write "${this.ref}": ${this.offset + chunk.byteLength} bytes exceed the expected size ${this.#total}`,
       );
     }
-    let done = 0;
-    while (done < chunk.byteLength) {
-      const { bytesWritten } = await fh.write(chunk, done, chunk.byteLength - done);
-      done += bytesWritten;
-    }
+    // Hash on this thread while the write runs on the thread pool; a failed write closes the
+    // writer, so the hash never counts bytes that are not in the file (a resume re-hashes the file).
+    const written = writeFully(fh, chunk);
     this.#digester.update(chunk);
+    try {
+      await written;
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
     this.#updatedAt = new Date();
   }
 
@@ -440,6 +444,14 @@ export class LocalWriter implements Writer {
 
   async #discard(): Promise<void> {
     await rm(this.#dir, { recursive: true, force: true });
+  }
+}
+
+async function writeFully(fh: FileHandle, chunk: Uint8Array): Promise<void> {
+  let done = 0;
+  while (done < chunk.byteLength) {
+    const { bytesWritten } = await fh.write(chunk, done, chunk.byteLength - done);
+    done += bytesWritten;
   }
 }
 

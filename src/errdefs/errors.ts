@@ -73,11 +73,18 @@ function ownCode(err: unknown): ErrorCode | undefined {
   return undefined;
 }
 
-/** The first berth code found walking `err` and its `cause` chain, or 'UNKNOWN'. */
-export function codeOf(err: unknown): ErrorCode {
+/** `err` and the errors of its `cause` chain, outermost first. */
+function* causeChain(err: unknown): Iterable<unknown> {
   const seen = new Set<unknown>();
   for (let e = err; e !== undefined && e !== null && !seen.has(e); e = (e as Error).cause) {
     seen.add(e);
+    yield e;
+  }
+}
+
+/** The first berth code found walking `err` and its `cause` chain, or 'UNKNOWN'. */
+export function codeOf(err: unknown): ErrorCode {
+  for (const e of causeChain(err)) {
     const code = ownCode(e);
     if (code !== undefined) return code;
   }
@@ -89,11 +96,7 @@ export function codeOf(err: unknown): ErrorCode {
  * @example if (hasCode(err, 'NOT_FOUND')) return undefined;
  */
 export function hasCode(err: unknown, code: ErrorCode): boolean {
-  const seen = new Set<unknown>();
-  for (let e = err; e !== undefined && e !== null && !seen.has(e); e = (e as Error).cause) {
-    seen.add(e);
-    if (ownCode(e) === code) return true;
-  }
+  for (const e of causeChain(err)) if (ownCode(e) === code) return true;
   return false;
 }
 

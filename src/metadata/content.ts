@@ -4,6 +4,7 @@ import { type Descriptor, type Digest, parseDigest } from '../oci/index.js';
 import { type MetadataDB, parseLabels } from './db.js';
 import { mergeLabels, validateLabels } from './identifiers.js';
 import type { NamespaceStore } from './namespaces.js';
+import { ScopedStore } from './scoped.js';
 
 interface Row {
   digest: string;
@@ -30,33 +31,28 @@ const toInfo = (r: Row): Info => ({
  * Content is shared: a writer expecting a digest already on disk for another namespace adds the
  * reference and reports AlreadyExists, so nothing is transferred twice.
  */
-export class NamespacedContentStore implements Store {
-  readonly namespace: string;
-  readonly #db: MetadataDB;
+export class NamespacedContentStore extends ScopedStore implements Store {
   readonly #local: LocalStore;
-  readonly #namespaces: NamespaceStore;
 
   constructor(db: MetadataDB, local: LocalStore, namespaces: NamespaceStore, namespace: string) {
-    this.#db = db;
+    super(db, namespaces, namespace);
     this.#local = local;
-    this.#namespaces = namespaces;
-    this.namespace = namespace;
   }
 
   #row(digest: Digest): Row | undefined {
-    return this.#db.sqlite.prepare('SELECT * FROM blobs WHERE namespace = ? AND digest = ?').get(this.namespace, digest) as Row | undefined;
+    return this.db.sqlite.prepare('SELECT * FROM blobs WHERE namespace = ? AND digest = ?').get(this.namespace, digest) as Row | undefined;
   }
 
   #notFound(digest: Digest): never {
-    this.#namespaces.get(this.namespace);
+    this.namespaces.get(this.namespace);
     throw new NotFoundError(`content "${digest}": not found`);
   }
 
   /** Adds this namespace's reference; call inside a write transaction. */
   #reference(digest: Digest, size: number, labels: Labels): void {
-    this.#namespaces.ensureSync(this.namespace);
+    this.namespaces.ensureSync(this.namespace);
     const now = Date.now();
-    this.#db.sqlite
+    this.db.sqlite
       .prepare(
         `INSERT INTO blobs (namespace, digest, size, labels, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (namespace, digest) DO NOTHING`,
@@ -81,12 +77,12 @@ export class NamespacedContentStore implements Store {
   async update(digest: Digest, labels: Labels, opts?: Opts): Promise<Info> {
     throwIfAborted(opts?.signal);
     parseDigest(digest);
-    return this.#db.immediate(() => {
+    return this.db.immediate(() => {
       const r = this.#row(digest);
       if (!r) this.#notFound(digest);
       const merged = mergeLabels(parseLabels(r.labels), labels);
       const now = Date.now();
-      this.#db.sqlite
+      this.db.sqlite
         .prepare('UPDATE blobs SET labels = ?, updated_at = ? WHERE namespace = ? AND digest = ?')
         .run(JSON.stringify(merged), now, this.namespace, digest);
       return toInfo({ ...r, labels: JSON.stringify(merged), updated_at: now });
@@ -94,9 +90,9 @@ export class NamespacedContentStore implements Store {
   }
 
   async *list(opts?: Opts): AsyncIterable<Info> {
-    const rows = this.#db.read(() => {
-      this.#namespaces.get(this.namespace);
-      return this.#db.sqlite.prepare('SELECT * FROM blobs WHERE namespace = ? ORDER BY digest').all(this.namespace) as Row[];
+    const rows = this.db.read(() => {
+      this.namespaces.get(this.namespace);
+      return this.db.sqlite.prepare('SELECT * FROM blobs WHERE namespace = ? ORDER BY digest').all(this.namespace) as Row[];
     });
     for (const r of rows) {
       throwIfAborted(opts?.signal);
@@ -108,21 +104,21 @@ export class NamespacedContentStore implements Store {
   async delete(digest: Digest, opts?: Opts): Promise<void> {
     throwIfAborted(opts?.signal);
     parseDigest(digest);
-    const last = this.#db.immediate(() => {
-      const r = this.#db.sqlite.prepare('DELETE FROM blobs WHERE namespace = ? AND digest = ?').run(this.namespace, digest);
+    const last = this.db.immediate(() => {
+      const r = this.db.sqlite.prepare('DELETE FROM blobs WHERE namespace = ? AND digest = ?').run(this.namespace, digest);
       if (r.changes === 0) this.#notFound(digest);
       return this.#references(digest) === 0;
     });
     // Unlinked in a second transaction: a crash in between leaves an orphan blob (swept later), never a dangling reference.
     if (last) {
-      this.#db.immediate(() => {
+      this.db.immediate(() => {
         if (this.#references(digest) === 0) this.#local.removeSync(digest);
       });
     }
   }
 
   #references(digest: Digest): number {
-    return (this.#db.sqlite.prepare('SELECT count(*) AS n FROM blobs WHERE digest = ?').get(digest) as { n: number }).n;
+    return (this.db.sqlite.prepare('SELECT count(*) AS n FROM blobs WHERE digest = ?').get(digest) as { n: number }).n;
   }
 
   async writer(ref: string, opts?: WriterOpts): Promise<Writer> {
@@ -132,7 +128,7 @@ export class NamespacedContentStore implements Store {
     if (expected) {
       const digest = parseDigest(expected.digest);
       if (this.#row(digest)) throw new AlreadyExistsError(`content "${digest}": already exists`);
-      const shared = this.#db.immediate(() => {
+      const shared = this.db.immediate(() => {
         const onDisk = this.#local.existsSync(digest);
         if (!onDisk) return false;
         if (expected.size > 0 && onDisk.size !== expected.size) {
@@ -144,7 +140,7 @@ export class NamespacedContentStore implements Store {
       if (shared) throw new AlreadyExistsError(`content "${digest}": already exists`);
     }
     // Starting an ingest is a write into the namespace: it exists from now on, as in containerd.
-    if (!this.#namespaces.exists(this.namespace)) this.#db.immediate(() => this.#namespaces.ensureSync(this.namespace));
+    if (!this.namespaces.exists(this.namespace)) this.db.immediate(() => this.namespaces.ensureSync(this.namespace));
     const local = await this.#local.writer(this.#key(ref), opts);
     return new NamespacedWriter(this, local, ref);
   }
@@ -155,7 +151,7 @@ export class NamespacedContentStore implements Store {
     return local.commit(size, expected, {
       ...opts,
       guard: (publish) =>
-        this.#db.immediate(() => {
+        this.db.immediate(() => {
           publish();
           const digest = local.digest();
           const existed = this.#row(digest) !== undefined;

@@ -1,8 +1,8 @@
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
 import { type Descriptor, parseDescriptor } from '../oci/index.js';
-import { type MetadataDB, parseLabels } from './db.js';
+import { parseLabels } from './db.js';
 import { validateLabels } from './identifiers.js';
-import type { NamespaceStore } from './namespaces.js';
+import { ScopedStore } from './scoped.js';
 
 /** A name in a namespace pointing at a manifest or index: what `berth images` lists. */
 export interface Image {
@@ -37,25 +37,16 @@ function validateName(name: string): void {
 }
 
 /** Image records of one namespace. */
-export class ImageStore {
-  readonly namespace: string;
-  readonly #db: MetadataDB;
-  readonly #namespaces: NamespaceStore;
-  constructor(db: MetadataDB, namespaces: NamespaceStore, namespace: string) {
-    this.#db = db;
-    this.#namespaces = namespaces;
-    this.namespace = namespace;
-  }
-
+export class ImageStore extends ScopedStore {
   /** @throws NotFoundError (for the image, or for the namespace) */
   get(name: string): Image {
     validateName(name);
-    return this.#db.read(() => {
-      const r = this.#db.sqlite.prepare('SELECT * FROM images WHERE namespace = ? AND name = ?').get(this.namespace, name) as
+    return this.db.read(() => {
+      const r = this.db.sqlite.prepare('SELECT * FROM images WHERE namespace = ? AND name = ?').get(this.namespace, name) as
         | Row
         | undefined;
       if (!r) {
-        this.#namespaces.get(this.namespace);
+        this.namespaces.get(this.namespace);
         throw new NotFoundError(`image "${name}": not found`);
       }
       return toImage(r);
@@ -64,9 +55,9 @@ export class ImageStore {
 
   /** All images of the namespace, by name. @throws NotFoundError when the namespace does not exist */
   list(): Image[] {
-    return this.#db.read(() => {
-      this.#namespaces.get(this.namespace);
-      return (this.#db.sqlite.prepare('SELECT * FROM images WHERE namespace = ? ORDER BY name').all(this.namespace) as Row[]).map(toImage);
+    return this.db.read(() => {
+      this.namespaces.get(this.namespace);
+      return (this.db.sqlite.prepare('SELECT * FROM images WHERE namespace = ? ORDER BY name').all(this.namespace) as Row[]).map(toImage);
     });
   }
 
@@ -83,8 +74,8 @@ export class ImageStore {
   /** @throws NotFoundError */
   delete(name: string): void {
     validateName(name);
-    this.#db.immediate(() => {
-      const r = this.#db.sqlite.prepare('DELETE FROM images WHERE namespace = ? AND name = ?').run(this.namespace, name);
+    this.db.immediate(() => {
+      const r = this.db.sqlite.prepare('DELETE FROM images WHERE namespace = ? AND name = ?').run(this.namespace, name);
       if (r.changes === 0) throw new NotFoundError(`image "${name}": not found`);
     });
   }
@@ -94,13 +85,13 @@ export class ImageStore {
     const target = parseDescriptor(image.target);
     const labels = validateLabels(image.labels ?? {});
     const now = Date.now();
-    return this.#db.immediate(() => {
-      this.#namespaces.ensureSync(this.namespace);
-      const existing = this.#db.sqlite
+    return this.db.immediate(() => {
+      this.namespaces.ensureSync(this.namespace);
+      const existing = this.db.sqlite
         .prepare('SELECT created_at FROM images WHERE namespace = ? AND name = ?')
         .get(this.namespace, image.name) as { created_at: number } | undefined;
       if (existing && mode === 'create') throw new AlreadyExistsError(`image "${image.name}": already exists`);
-      this.#db.sqlite
+      this.db.sqlite
         .prepare(
           `INSERT INTO images (namespace, name, media_type, digest, size, annotations, labels, created_at, updated_at)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)

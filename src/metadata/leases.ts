@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
-import { type MetadataDB, parseLabels } from './db.js';
+import { parseLabels } from './db.js';
 import { validateIdentifier, validateLabels } from './identifiers.js';
-import type { NamespaceStore } from './namespaces.js';
+import { ScopedStore } from './scoped.js';
 
 /** Holds resources (content, ingests, snapshots) against garbage collection while work is in progress. */
 export interface Lease {
@@ -33,25 +33,16 @@ function toLease(r: Row): Lease {
 }
 
 /** Leases of one namespace. */
-export class LeaseManager {
-  readonly namespace: string;
-  readonly #db: MetadataDB;
-  readonly #namespaces: NamespaceStore;
-  constructor(db: MetadataDB, namespaces: NamespaceStore, namespace: string) {
-    this.#db = db;
-    this.#namespaces = namespaces;
-    this.namespace = namespace;
-  }
-
+export class LeaseManager extends ScopedStore {
   /** @throws AlreadyExistsError, InvalidArgumentError */
   create(opts: { id?: string; labels?: Record<string, string>; expiresAt?: Date } = {}): Lease {
     const id = validateIdentifier(opts.id ?? `lease-${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`, 'lease id');
     const labels = validateLabels(opts.labels ?? {});
     if (opts.expiresAt !== undefined && Number.isNaN(opts.expiresAt.getTime())) throw new InvalidArgumentError('invalid lease expiry');
     const now = Date.now();
-    return this.#db.immediate(() => {
-      this.#namespaces.ensureSync(this.namespace);
-      const r = this.#db.sqlite
+    return this.db.immediate(() => {
+      this.namespaces.ensureSync(this.namespace);
+      const r = this.db.sqlite
         .prepare('INSERT INTO leases (namespace, id, labels, created_at, expires_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
         .run(this.namespace, id, JSON.stringify(labels), now, opts.expiresAt?.getTime() ?? null);
       if (r.changes === 0) throw new AlreadyExistsError(`lease "${id}": already exists`);
@@ -61,49 +52,49 @@ export class LeaseManager {
 
   /** @throws NotFoundError */
   get(id: string): Lease {
-    const r = this.#db.sqlite.prepare('SELECT * FROM leases WHERE namespace = ? AND id = ?').get(this.namespace, id) as Row | undefined;
+    const r = this.db.sqlite.prepare('SELECT * FROM leases WHERE namespace = ? AND id = ?').get(this.namespace, id) as Row | undefined;
     if (!r) throw new NotFoundError(`lease "${id}": not found`);
     return toLease(r);
   }
 
   list(): Lease[] {
-    return (this.#db.sqlite.prepare('SELECT * FROM leases WHERE namespace = ? ORDER BY created_at, id').all(this.namespace) as Row[]).map(
+    return (this.db.sqlite.prepare('SELECT * FROM leases WHERE namespace = ? ORDER BY created_at, id').all(this.namespace) as Row[]).map(
       toLease,
     );
   }
 
   /** Removes the lease and releases what it held. @throws NotFoundError */
   delete(id: string): void {
-    this.#db.immediate(() => {
-      const r = this.#db.sqlite.prepare('DELETE FROM leases WHERE namespace = ? AND id = ?').run(this.namespace, id);
+    this.db.immediate(() => {
+      const r = this.db.sqlite.prepare('DELETE FROM leases WHERE namespace = ? AND id = ?').run(this.namespace, id);
       if (r.changes === 0) throw new NotFoundError(`lease "${id}": not found`);
     });
   }
 
   /** @throws NotFoundError when the lease does not exist */
   addResource(id: string, resource: LeaseResource): void {
-    this.#db.immediate(() => {
+    this.db.immediate(() => {
       this.get(id);
-      this.#db.sqlite
+      this.db.sqlite
         .prepare('INSERT INTO lease_resources (namespace, lease_id, type, resource) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING')
         .run(this.namespace, id, resource.type, resource.id);
     });
   }
 
   deleteResource(id: string, resource: LeaseResource): void {
-    this.#db.immediate(() => {
+    this.db.immediate(() => {
       this.get(id);
-      this.#db.sqlite
+      this.db.sqlite
         .prepare('DELETE FROM lease_resources WHERE namespace = ? AND lease_id = ? AND type = ? AND resource = ?')
         .run(this.namespace, id, resource.type, resource.id);
     });
   }
 
   listResources(id: string): LeaseResource[] {
-    return this.#db.read(() => {
+    return this.db.read(() => {
       this.get(id);
       return (
-        this.#db.sqlite
+        this.db.sqlite
           .prepare('SELECT type, resource FROM lease_resources WHERE namespace = ? AND lease_id = ? ORDER BY type, resource')
           .all(this.namespace, id) as { type: string; resource: string }[]
       ).map((r) => ({ type: r.type, id: r.resource }));

@@ -1,0 +1,24 @@
+// `npm run bench [-- NAME...]`: runs the benchmarks side by side with their peers and prints ratios.
+import { contentAdd } from './content-add.js';
+import { type Comparison, printComparison } from './harness.js';
+
+const benchmarks: Record<string, () => Promise<Comparison>> = {
+  'content-add': () => contentAdd(),
+};
+
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((w) => !(w in benchmarks));
+if (unknown.length > 0) {
+  process.stderr.write(`unknown benchmark ${unknown.join(', ')}; known: ${Object.keys(benchmarks).join(', ')}\n`);
+  process.exit(2);
+}
+const results: Comparison[] = [];
+process.stdout.write(`berth benchmarks, ${new Date().toISOString()}, node ${process.version}\n\n`);
+for (const [name, run] of Object.entries(benchmarks)) {
+  if (wanted.length > 0 && !wanted.includes(name)) continue;
+  const c = await run();
+  results.push(c);
+  printComparison(c);
+  process.stdout.write('\n');
+}
+if (process.env.BENCH_JSON) process.stdout.write(`${JSON.stringify(results)}\n`);

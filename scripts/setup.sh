@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages: compilers for the native addons (better-sqlite3, fs-ext build from source here),
-# and the tools the tests and benchmarks compare against or measure with.
-deb_packages=(g++ make python3 coreutils time)
+# the real registry and the peers the tests use as oracles (docker-registry, skopeo, umoci),
+# openssl (test certificates), and time (peak memory in benchmarks).
+deb_packages=(g++ make python3 coreutils time openssl docker-registry skopeo umoci)
 missing=()
 for p in "${deb_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
+import { Session } from '../remotes/index.js';
 import { Berth, defaultRoot } from '../services/index.js';
 import { type Format, parseFormat } from './output.js';
+import { berthVersion } from './version.js';
 
 /** The global flags every command sees. */
 export interface Globals {
@@ -34,4 +36,14 @@ export async function withBerth<T>(cmd: Command, fn: (berth: Berth, g: Globals) 
 /** Adds an "Example" section to a command's help. */
 export function example(cmd: Command, ...lines: string[]): Command {
   return cmd.addHelpText('after', `\nExample:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`);
+}
+
+/** A registry session from the flags and environment: hosts directories, insecure hosts, plain HTTP. */
+export function sessionFor(opts: { plainHttp?: boolean; hostsDir?: string } = {}): Session {
+  const insecure = (process.env.BERTH_INSECURE_REGISTRIES ?? '').split(',').filter(Boolean);
+  const hostsDirs = opts.hostsDir ? [opts.hostsDir] : undefined;
+  return new Session({
+    userAgent: `berth/${berthVersion}`,
+    hosts: { insecure, ...(opts.plainHttp ? { plainHttp: true } : {}), ...(hostsDirs ? { configDirs: hostsDirs } : {}) },
+  });
 }

@@ -2,7 +2,9 @@
 import { Command, CommanderError, Option } from 'commander';
 import { BerthError, codeOf, exitCodes } from '../errdefs/index.js';
 import { registerContent } from './content.js';
+import { registerImages } from './images.js';
 import { registerNamespace } from './namespace.js';
+import { registerRegistry } from './registry.js';
 import { registerSystem } from './system.js';
 import { berthVersion } from './version.js';
 
@@ -19,11 +21,14 @@ export function buildProgram(): Command {
     .exitOverride()
     .configureOutput({ outputError: (str, write) => write(str) });
   program.addHelpText('after', '\nExample:\n  $ berth content add ./layer.tar.gz\n  $ berth -n k8s.io content ls --format json\n');
+  registerRegistry(program);
+  registerImages(program);
   registerNamespace(program);
   registerContent(program);
   registerSystem(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();
+    cmd.showHelpAfterError('(run with --help for usage)');
     for (const sub of cmd.commands) sub.exitOverride();
   }
   return program;

@@ -13,10 +13,10 @@ export function syncDirSync(dir: string): void {
 }
 
 /** Writes `data` to `path` atomically: a temporary file, fsync, rename, fsync of the directory. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array): Promise<void> {
+export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: { mode?: number } = {}): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   try {
-    await writeFile(tmp, data);
+    await writeFile(tmp, data, { mode: opts.mode ?? 0o644 });
     const fh = await open(tmp, 'r');
     try {
       await fh.sync();

@@ -8,5 +8,5 @@ export {
   type WriteBlobResult,
   writeBlob,
 } from './helpers.js';
-export { type LocalCommitOpts, LocalStore, LocalWriter, type PublishGuard } from './local-store.js';
+export { IngestLockedError, type LocalCommitOpts, LocalStore, LocalWriter, type PublishGuard } from './local-store.js';
 export type * from './store.js';

@@ -26,6 +26,9 @@ import {
 import { syncDirSync, writeFileAtomic } from './fs-util.js';
 import type { BlobReader, Info, IngestStatus, Labels, Opts, Store, Writer, WriterOpts } from './store.js';
 
+/** Another writer (in this or another process) holds the ingest; retry, or wait for its blob. */
+export class IngestLockedError extends UnavailableError {}
+
 /** How a commit makes a blob visible: `publish` links it into place, synchronously, and says whether it was new. */
 export type PublishGuard = (publish: () => 'created' | 'exists') => 'created' | 'exists';
 
@@ -222,7 +225,7 @@ async function lockIngest(dir: string, ref: string): Promise<number> {
     } catch (err) {
       closeSync(fd);
       if ((err as NodeJS.ErrnoException).code === 'EAGAIN' || (err as NodeJS.ErrnoException).code === 'EWOULDBLOCK') {
-        throw new UnavailableError(`ingest "${ref}": locked by another writer`);
+        throw new IngestLockedError(`ingest "${ref}": locked by another writer`);
       }
       throw err;
     }

@@ -1,0 +1,324 @@
+import type { Command } from 'commander';
+import { FailedPreconditionError, hasCode, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
+import { contentSize, type ResolvedImage, resolveImage } from '../images/index.js';
+import type { Image, NamespaceScope } from '../metadata/index.js';
+import {
+  type Digest,
+  digestHex,
+  familiarName,
+  formatReference,
+  type HistoryEntry,
+  hostPlatform,
+  parseReference,
+  platformMatcher,
+  type Reference,
+} from '../oci/index.js';
+import { example, withBerth } from './context.js';
+import { humanDuration, humanSize, printJSON, printListing } from './output.js';
+
+/** One image record with what the CLI shows of it; `resolved` is absent when its content is missing. */
+interface Row {
+  image: Image;
+  ref?: Reference;
+  resolved?: ResolvedImage;
+  error?: string;
+}
+
+async function rows(ns: NamespaceScope): Promise<Row[]> {
+  const matcher = platformMatcher(hostPlatform());
+  const out: Row[] = [];
+  for (const image of ns.images.list()) {
+    const row: Row = { image };
+    try {
+      row.ref = parseReference(image.name);
+    } catch {
+      // a name that is not a reference (set through the library): shown as is
+    }
+    try {
+      row.resolved = await resolveImage(ns.content, image.target, matcher);
+    } catch (err) {
+      if (!hasCode(err, 'NOT_FOUND') && !hasCode(err, 'INVALID_ARGUMENT')) throw err;
+      row.error = (err as Error).message;
+    }
+    out.push(row);
+  }
+  return out;
+}
+
+const idOf = (r: Row): Digest | undefined => r.resolved?.config.digest;
+const createdOf = (r: Row): number => Date.parse(r.resolved?.config.value.created ?? '') || 0;
+const repoOf = (r: Row): string => (r.ref ? familiarName(r.ref) : r.image.name);
+
+/** Finds the rows an argument names: a reference, a full or short image ID, or a digest. */
+function find(all: Row[], arg: string): Row[] {
+  let name: string | undefined;
+  try {
+    name = formatReference(parseReference(arg));
+  } catch {
+    // not a reference: maybe an ID
+  }
+  const byName = all.filter((r) => r.image.name === name || r.image.name === arg);
+  if (byName.length) return byName;
+  const hex = arg.replace(/^sha256:/, '');
+  if (/^[a-f0-9]{4,64}$/.test(hex)) {
+    const byId = all.filter((r) => idOf(r) && digestHex(idOf(r) as Digest).startsWith(hex));
+    const ids = new Set(byId.map(idOf));
+    if (ids.size > 1) throw new InvalidArgumentError(`"${arg}" is ambiguous: it starts ${ids.size} image IDs`);
+    if (byId.length) return byId;
+  }
+  throw new NotFoundError(`No such image: ${arg}`);
+}
+
+/** Docker's `path.Match` for the `reference=` filter. */
+function globMatch(pattern: string, s: string): boolean {
+  const re = pattern
+    .replace(/[.+^${}()|\\]/g, '\\$&')
+    .replace(/\*/g, '[^/]*')
+    .replace(/\?/g, '[^/]');
+  return new RegExp(`^${re}$`).test(s);
+}
+
+function filterRows(all: Row[], filters: string[]): Row[] {
+  let out = all;
+  for (const f of filters) {
+    const eq = f.indexOf('=');
+    if (eq <= 0) throw new InvalidArgumentError(`invalid filter "${f}": expected key=value`);
+    const [key, value] = [f.slice(0, eq), f.slice(eq + 1)];
+    switch (key) {
+      case 'reference':
+        out = out.filter((r) => {
+          const repo = repoOf(r);
+          return globMatch(value, repo) || (r.ref?.tag !== undefined && globMatch(value, `${repo}:${r.ref.tag}`));
+        });
+        break;
+      case 'before':
+      case 'since': {
+        const pivot = createdOf(find(all, value)[0] as Row);
+        out = out.filter((r) => (key === 'before' ? createdOf(r) < pivot : createdOf(r) > pivot));
+        break;
+      }
+      case 'dangling':
+        if (value !== 'true' && value !== 'false') throw new InvalidArgumentError(`invalid filter "${f}": dangling is true or false`);
+        out = out.filter((r) => (r.ref?.tag === undefined) === (value === 'true'));
+        break;
+      case 'label': {
+        const [k, v] = value.split('=', 2) as [string, string?];
+        out = out.filter((r) => {
+          const labels = r.resolved?.config.value.config?.Labels ?? {};
+          return k in labels && (v === undefined || labels[k] === v);
+        });
+        break;
+      }
+      default:
+        throw new InvalidArgumentError(`invalid filter "${key}": use reference, before, since, dangling or label`);
+    }
+  }
+  return out;
+}
+
+function inspectJSON(r: Row, all: Row[]): Record<string, unknown> {
+  const id = idOf(r);
+  const same = id ? all.filter((x) => idOf(x) === id) : [r];
+  const c = r.resolved?.config.value;
+  return {
+    Id: id ?? null,
+    RepoTags: same.filter((x) => x.ref?.tag !== undefined).map((x) => `${repoOf(x)}:${x.ref?.tag}`),
+    RepoDigests: [...new Set(same.map((x) => `${repoOf(x)}@${x.image.target.digest}`))],
+    Created: c?.created ?? null,
+    Author: c?.author ?? '',
+    Config: c?.config ?? null,
+    Architecture: c?.architecture ?? null,
+    ...(c?.variant ? { Variant: c.variant } : {}),
+    Os: c?.os ?? null,
+    Size: r.resolved ? contentSize(r.resolved) : null,
+    RootFS: c ? { Type: c.rootfs.type, Layers: c.rootfs.diff_ids } : null,
+    Metadata: { LastTagTime: r.image.updatedAt.toISOString() },
+    Berth: {
+      Name: r.image.name,
+      Target: r.image.target,
+      IndexDigest: r.resolved?.index?.digest ?? null,
+      ManifestDigest: r.resolved?.manifestDesc.digest ?? null,
+      ContentSize: r.resolved ? contentSize(r.resolved) : null,
+      UnpackedSize: null,
+      Layers: r.resolved?.manifest.value.layers ?? [],
+      ...(r.error ? { Error: r.error } : {}),
+    },
+  };
+}
+
+export function registerImages(program: Command): void {
+  const listAction = async (
+    opts: { quiet?: boolean; digests?: boolean; noTrunc?: boolean; filter: string[]; all?: boolean },
+    cmd: Command,
+  ) =>
+    withBerth(cmd, async (b, g) => {
+      const list = filterRows(await rows(b.namespace(g.namespace)), opts.filter).sort((a, z) => createdOf(z) - createdOf(a));
+      const id = (r: Row) => (idOf(r) ? (opts.noTrunc ? (idOf(r) as string) : digestHex(idOf(r) as Digest).slice(0, 12)) : '<missing>');
+      if (opts.quiet) {
+        for (const x of new Set(list.map(id))) process.stdout.write(`${x}\n`);
+        return;
+      }
+      const now = Date.now();
+      const headers = ['REPOSITORY', 'TAG', ...(opts.digests ? ['DIGEST'] : []), 'IMAGE ID', 'CREATED', 'CONTENT SIZE', 'UNPACKED SIZE'];
+      printListing(
+        g.format,
+        list,
+        headers,
+        (r) => [
+          repoOf(r),
+          r.ref?.tag ?? '<none>',
+          ...(opts.digests ? [r.image.target.digest] : []),
+          id(r),
+          createdOf(r) ? `${humanDuration(now - createdOf(r))} ago` : 'N/A',
+          r.resolved ? humanSize(contentSize(r.resolved)) : '-',
+          '-',
+        ],
+        (r) => ({
+          name: r.image.name,
+          repository: repoOf(r),
+          tag: r.ref?.tag ?? null,
+          digest: r.image.target.digest,
+          id: idOf(r) ?? null,
+          created: r.resolved?.config.value.created ?? null,
+          contentSize: r.resolved ? contentSize(r.resolved) : null,
+          unpackedSize: null,
+          ...(r.error ? { error: r.error } : {}),
+        }),
+      );
+    });
+
+  const listOptions = (c: Command) =>
+    c
+      .option('-a, --all', 'show all images (there are no intermediate images to hide)')
+      .option('-q, --quiet', 'print only image IDs')
+      .option('--digests', 'show digests')
+      .option('--no-trunc', 'do not truncate image IDs')
+      .option(
+        '-f, --filter <key=value>',
+        'reference=, before=, since=, dangling=, label= (repeatable)',
+        (v: string, all: string[]) => [...all, v],
+        [] as string[],
+      );
+
+  example(
+    listOptions(program.command('images').description('List images: content size (containerd, crictl) and unpacked size (docker)')).action(
+      listAction,
+    ),
+    'berth images',
+    'berth images --filter reference=busybox --digests --format json',
+  );
+
+  const image = program.command('image').description('Manage images');
+  example(image, 'berth image ls', 'berth image inspect busybox');
+  example(listOptions(image.command('ls').alias('list').description('List images')).action(listAction), 'berth image ls -q');
+
+  example(
+    image
+      .command('inspect')
+      .description('Show images as JSON, with docker-compatible fields')
+      .argument('<images...>')
+      .action(async (args: string[], _o: unknown, cmd: Command) =>
+        withBerth(cmd, async (b, g) => {
+          const all = await rows(b.namespace(g.namespace));
+          printJSON(args.map((a) => inspectJSON(find(all, a)[0] as Row, all)));
+        }),
+      ),
+    'berth image inspect busybox',
+  );
+
+  example(
+    image
+      .command('history')
+      .description("Show an image's history: the step that made each layer")
+      .argument('<image>')
+      .option('--no-trunc', 'do not truncate output')
+      .option('-q, --quiet', 'print only image IDs')
+      .action(async (arg: string, opts: { trunc: boolean; quiet?: boolean }, cmd: Command) =>
+        withBerth(cmd, async (b, g) => {
+          const r = find(await rows(b.namespace(g.namespace)), arg)[0] as Row;
+          if (!r.resolved) throw new FailedPreconditionError(`history "${arg}": ${r.error}`);
+          const layers = [...r.resolved.manifest.value.layers];
+          const history: HistoryEntry[] = r.resolved.config.value.history ?? layers.map(() => ({}));
+          const now = Date.now();
+          const entries = history.map((h) => ({
+            created: h.created ?? null,
+            createdBy: h.created_by ?? '',
+            size: h.empty_layer ? 0 : (layers.shift()?.size ?? 0),
+            comment: h.comment ?? '',
+          }));
+          entries.reverse();
+          const top = idOf(r) as string;
+          if (opts.quiet) {
+            process.stdout.write(`${opts.trunc ? digestHex(top as Digest).slice(0, 12) : top}\n`);
+            return;
+          }
+          printListing(
+            g.format,
+            entries,
+            ['IMAGE', 'CREATED', 'CREATED BY', 'CONTENT SIZE', 'COMMENT'],
+            (e) => [
+              e === entries[0] ? (opts.trunc ? digestHex(top as Digest).slice(0, 12) : top) : '<missing>',
+              e.created ? `${humanDuration(now - Date.parse(e.created))} ago` : 'N/A',
+              opts.trunc && e.createdBy.length > 45 ? `${e.createdBy.slice(0, 44)}…` : e.createdBy,
+              humanSize(e.size),
+              e.comment,
+            ],
+            (e) => e,
+          );
+        }),
+      ),
+    'berth image history busybox',
+  );
+
+  const tagAction = async (src: string, dst: string, _o: unknown, cmd: Command) =>
+    withBerth(cmd, async (b, g) => {
+      const ns = b.namespace(g.namespace);
+      const r = find(await rows(ns), src)[0] as Row;
+      ns.images.put({ name: formatReference(parseReference(dst)), target: r.image.target });
+    });
+  example(
+    program.command('tag').description('Give an image another name').argument('<source>').argument('<target>').action(tagAction),
+    'berth tag busybox localhost:5000/busybox:1',
+  );
+  example(
+    image.command('tag').description('Give an image another name').argument('<source>').argument('<target>').action(tagAction),
+    'berth image tag busybox mybox:1',
+  );
+
+  const rmAction = async (args: string[], opts: { force?: boolean }, cmd: Command) =>
+    withBerth(cmd, async (b, g) => {
+      const ns = b.namespace(g.namespace);
+      for (const arg of args) {
+        const all = await rows(ns);
+        const matched = find(all, arg);
+        const byId = matched.length > 1 || matched[0]?.image.name !== formatReferenceOr(arg);
+        if (byId && matched.length > 1 && !opts.force) {
+          throw new FailedPreconditionError(
+            `conflict: unable to delete ${arg} (must be forced) - image is referenced in multiple repositories`,
+          );
+        }
+        for (const r of matched) {
+          ns.images.delete(r.image.name);
+          process.stdout.write(
+            `Untagged: ${r.ref?.tag !== undefined ? `${repoOf(r)}:${r.ref.tag}` : `${repoOf(r)}@${r.image.target.digest}`}\n`,
+          );
+        }
+        const id = idOf(matched[0] as Row);
+        if (id && !all.some((x) => idOf(x) === id && !matched.includes(x))) process.stdout.write(`Deleted: ${id}\n`);
+      }
+    });
+  const rmOptions = (c: Command) => c.argument('<images...>').option('-f, --force', 'remove every name of an image ID');
+  example(
+    rmOptions(program.command('rmi').description('Remove images (names); content goes with garbage collection')).action(rmAction),
+    'berth rmi busybox',
+  );
+  example(rmOptions(image.command('rm').alias('remove').description('Remove images (names)')).action(rmAction), 'berth image rm busybox');
+}
+
+function formatReferenceOr(arg: string): string | undefined {
+  try {
+    return formatReference(parseReference(arg));
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,14 @@
+export {
+  childrenOf,
+  contentSize,
+  imageId,
+  matchingManifests,
+  type ResolvedImage,
+  readConfig,
+  readIndex,
+  readManifest,
+  resolveImage,
+} from './image.js';
+export { type PullOpts, type PullResult, pull } from './pull.js';
+export { type PushOpts, type PushResult, push } from './push.js';
+export { distributionSourceLabel, fetchInto, mapLimit, type TransferEvent, type TransferOpts } from './transfer.js';

@@ -1,0 +1,81 @@
+import { NotFoundError } from '../errdefs/index.js';
+import type { Image, NamespaceScope } from '../metadata/index.js';
+import {
+  type Descriptor,
+  formatPlatform,
+  formatReference,
+  hostPlatform,
+  isIndex,
+  type Platform,
+  parseReference,
+  platformMatcher,
+  type Reference,
+} from '../oci/index.js';
+import { Repository, type Session } from '../remotes/index.js';
+import { matchingManifests, readIndex, readManifest } from './image.js';
+import { fetchInto, mapLimit, type TransferOpts } from './transfer.js';
+
+export interface PullOpts extends TransferOpts {
+  session: Session;
+  /** The platform to pull from an index; the host's by default. */
+  platform?: Platform;
+  /** Pull every manifest of an index. */
+  allPlatforms?: boolean;
+  /** Blobs downloaded at once (default 3, as docker). */
+  concurrency?: number;
+}
+
+export interface PullResult {
+  image: Image;
+  reference: Reference;
+  /** The manifests pulled (one, or all with allPlatforms). */
+  manifests: Descriptor[];
+  /** Blobs transferred, and found already present. */
+  downloaded: number;
+  existing: number;
+}
+
+/**
+ * Pulls an image into a namespace: resolves the reference, fetches the index (if any), the
+ * platform's manifest(s), configs and layers — each streamed through the digest check into the
+ * content store, concurrently, resuming after resets — then records the image, named by the full
+ * reference, pointing at what the reference names (index or manifest), as containerd does.
+ * The work runs under a lease, so a concurrent garbage collection keeps what it fetched.
+ */
+export async function pull(ns: NamespaceScope, ref: string | Reference, opts: PullOpts): Promise<PullResult> {
+  const reference = typeof ref === 'string' ? parseReference(ref) : ref;
+  const repo = new Repository(opts.session, reference);
+  const name = formatReference(reference);
+  return ns.leases.withLease(
+    async (lease) => {
+      const target = await repo.resolve(reference, opts);
+      opts.onEvent?.({ type: 'resolved', name, desc: target });
+      let downloaded = 0;
+      let existing = 0;
+      const fetch = async (desc: Descriptor) => {
+        ns.leases.addResource(lease.id, { type: 'content', id: desc.digest });
+        const r = await fetchInto(ns.content, repo, desc, opts);
+        if (r.created) downloaded++;
+        else existing++;
+      };
+      await fetch(target);
+      let manifests = [target];
+      if (isIndex(target.mediaType)) {
+        const index = await readIndex(ns.content, target, opts);
+        const platform = opts.platform ?? hostPlatform();
+        manifests = opts.allPlatforms ? index.value.manifests : matchingManifests(index.value, platformMatcher(platform)).slice(0, 1);
+        if (manifests.length === 0) {
+          throw new NotFoundError(`pull "${name}": no matching manifest for ${formatPlatform(platform)} in the manifest list entries`);
+        }
+      }
+      for (const m of manifests) {
+        if (m !== target) await fetch(m);
+        const manifest = await readManifest(ns.content, m, opts);
+        await mapLimit([manifest.value.config, ...manifest.value.layers], opts.concurrency ?? 3, fetch);
+      }
+      const image = ns.images.put({ name, target });
+      return { image, reference, manifests, downloaded, existing };
+    },
+    { expiresIn: 24 * 3_600_000, labels: { 'berth.pull': name } },
+  );
+}

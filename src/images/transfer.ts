@@ -1,0 +1,84 @@
+import { IngestLockedError, type Store, type WriteBlobResult, writeBlob } from '../content/index.js';
+import { AbortedError } from '../errdefs/index.js';
+import type { Descriptor } from '../oci/index.js';
+import { isRetryable, type Repository } from '../remotes/index.js';
+
+/** What a pull or push reports as it goes, per blob: enough for docker-style progress lines. */
+export type TransferEvent =
+  | { type: 'resolved'; name: string; desc: Descriptor }
+  | { type: 'waiting'; desc: Descriptor }
+  | { type: 'progress'; desc: Descriptor; offset: number; total: number }
+  | { type: 'retrying'; desc: Descriptor; attempt: number; error: string }
+  | { type: 'done'; desc: Descriptor; status: 'downloaded' | 'exists' | 'pushed' | 'mounted' | 'skipped' };
+
+export interface TransferOpts {
+  signal?: AbortSignal | undefined;
+  onEvent?: ((e: TransferEvent) => void) | undefined;
+  /** Attempts per blob for failures that may pass (resets, 5xx); each resumes where the last stopped. */
+  attempts?: number;
+}
+
+/** The label containerd puts on pulled content: which repository of a registry it came from. */
+export const distributionSourceLabel = (domain: string) => `containerd.io/distribution.source.${domain}`;
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      reject(new AbortedError('operation aborted'));
+    });
+  });
+
+/**
+ * Fetches one blob into the store, verified: skipped when the namespace (or another) already has
+ * it; resumed with HTTP Range after a reset; waiting while another process downloads the same blob.
+ */
+export async function fetchInto(store: Store, repo: Repository, desc: Descriptor, opts: TransferOpts = {}): Promise<WriteBlobResult> {
+  const attempts = opts.attempts ?? 5;
+  const labels = { [distributionSourceLabel(repo.domain)]: repo.path };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const res = await writeBlob(store, `pull-${desc.digest}`, undefined, {
+        expected: desc,
+        labels,
+        signal: opts.signal,
+        openAt: (offset) => repo.fetch(desc, { offset, signal: opts.signal }),
+        onProgress: (p) => opts.onEvent?.({ type: 'progress', desc, offset: p.offset, total: desc.size }),
+      });
+      opts.onEvent?.({ type: 'done', desc, status: res.created ? 'downloaded' : 'exists' });
+      return res;
+    } catch (err) {
+      if (err instanceof IngestLockedError) {
+        // Another pull is fetching this blob: wait for it to finish (or die), then look again.
+        if (attempt === 1) opts.onEvent?.({ type: 'waiting', desc });
+        await sleep(Math.min(50 * attempt, 500), opts.signal);
+        attempt = Math.min(attempt, 2);
+        continue;
+      }
+      if (!isRetryable(err) || attempt >= attempts) throw err;
+      opts.onEvent?.({ type: 'retrying', desc, attempt, error: (err as Error).message });
+      await sleep(Math.min(200 * 2 ** (attempt - 1), 5000), opts.signal);
+    }
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` at a time; the first failure stops the rest. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  let failed = false;
+  const worker = async () => {
+    while (!failed && next < items.length) {
+      const i = next++;
+      try {
+        out[i] = await fn(items[i] as T);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return out;
+}

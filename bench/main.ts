@@ -1,9 +1,11 @@
 // `npm run bench [-- NAME...]`: runs the benchmarks side by side with their peers and prints ratios.
 import { contentAdd } from './content-add.js';
 import { type Comparison, printComparison } from './harness.js';
+import { pullBench } from './pull.js';
 
 const benchmarks: Record<string, () => Promise<Comparison>> = {
   'content-add': () => contentAdd(),
+  pull: () => pullBench(),
 };
 
 const wanted = process.argv.slice(2);

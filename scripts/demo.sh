@@ -4,7 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d /tmp/berth-demo.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+registry_pid=
+cleanup() {
+  [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
 export BERTH_ROOT="$work/root"
 berth() { node dist/src/cli/main.js "$@"; }
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
@@ -54,4 +59,37 @@ run content verify
 run -n k8s.io content rm "$digest"
 step "ls $BERTH_ROOT/content/blobs/sha256   # still there: default references it"
 ls "$BERTH_ROOT/content/blobs/sha256"
+# Images through a registry: the reference registry on 127.0.0.1, an image built by umoci and
+# pushed by skopeo (the peers), pulled and pushed again by berth with its digests intact.
+port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+cat > "$work/registry.yml" <<YML
+version: 0.1
+log: { level: error, accesslog: { disabled: true } }
+storage: { filesystem: { rootdirectory: $work/registry }, delete: { enabled: true } }
+http: { addr: 127.0.0.1:$port }
+YML
+docker-registry serve "$work/registry.yml" 2>/dev/null &
+registry_pid=$!
+until node -e "fetch('http://127.0.0.1:$port/v2/').then(()=>process.exit(0),()=>process.exit(1))"; do sleep 0.1; done
+reg="127.0.0.1:$port"
+step "umoci: build an image; skopeo: push it to $reg/demo/hello:1"
+umoci init --layout "$work/layout" >/dev/null
+umoci new --image "$work/layout:hello" >/dev/null
+umoci config --image "$work/layout:hello" --config.cmd /hello.txt >/dev/null
+umoci unpack --rootless --image "$work/layout:hello" "$work/bundle" >/dev/null
+echo 'hello from berth' > "$work/bundle/rootfs/hello.txt"
+head -c $((8 << 20)) /dev/urandom > "$work/bundle/rootfs/payload.bin"
+umoci repack --image "$work/layout:hello" "$work/bundle" >/dev/null
+skopeo copy -q --dest-tls-verify=false "oci:$work/layout:hello" "docker://$reg/demo/hello:1"
+run pull "$reg/demo/hello:1"
+run images
+run image inspect "$reg/demo/hello:1"
+run image history "$reg/demo/hello:1"
+run tag "$reg/demo/hello:1" "$reg/copies/hello:2"
+run push "$reg/copies/hello:2"
+step "skopeo inspect docker://$reg/copies/hello:2   # the same digest berth pushed"
+skopeo inspect --tls-verify=false "docker://$reg/copies/hello:2" | grep -E '"(Digest|Architecture)"'
+run rmi "$reg/copies/hello:2"
+run images --format json
+
 printf '\nThe demo root was %s (removed on exit).\n' "$BERTH_ROOT"

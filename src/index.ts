@@ -2,6 +2,8 @@
 
 export * from './content/index.js';
 export * from './errdefs/index.js';
+export * from './images/index.js';
 export * from './metadata/index.js';
 export * from './oci/index.js';
+export * from './remotes/index.js';
 export * from './services/index.js';

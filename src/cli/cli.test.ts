@@ -5,33 +5,7 @@ import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
-import { fileURLToPath } from 'node:url';
-
-const main = fileURLToPath(new URL('./main.js', import.meta.url));
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs `berth` as its own process with a private root. */
-function berth(root: string, args: string[], opts: { input?: Uint8Array | string; env?: Record<string, string> } = {}): Promise<Result> {
-  const p = spawn(process.execPath, [main, ...args], {
-    env: { ...process.env, BERTH_ROOT: root, BERTH_NAMESPACE: '', ...opts.env },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  p.stdout.on('data', (d: Buffer) => {
-    stdout += d;
-  });
-  p.stderr.on('data', (d: Buffer) => {
-    stderr += d;
-  });
-  p.stdin.end(opts.input ?? '');
-  return new Promise((resolve) => p.on('close', (code) => resolve({ code, stdout, stderr })));
-}
+import { berth, fails, berthMain as main, ok } from '../testutil/cli.js';
 
 async function tempRoot(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-cli-'));
@@ -40,18 +14,6 @@ async function tempRoot(t: { after: (fn: () => Promise<void>) => void }): Promis
 }
 
 const sha256 = (b: Uint8Array | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
-
-function ok(r: Result, what: string): Result {
-  assert.equal(r.code, 0, `${what}: exit ${r.code}, stderr: ${r.stderr}`);
-  return r;
-}
-
-function fails(r: Result, code: number, message: RegExp): void {
-  assert.equal(r.code, code, `exit ${r.code}, stderr: ${r.stderr}`);
-  const lines = r.stderr.trim().split('\n');
-  assert.equal(lines.length, 1, `one line of error, got: ${r.stderr}`);
-  assert.match(lines[0] ?? '', message);
-}
 
 test('cli version and info, as table and JSON', async (t) => {
   const root = await tempRoot(t);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { Session } from '../remotes/index.js';
+import { Session, type SessionOpts } from '../remotes/index.js';
 import { Berth, defaultRoot } from '../services/index.js';
 import { type Format, parseFormat } from './output.js';
 import { berthVersion } from './version.js';
@@ -38,12 +38,15 @@ export function example(cmd: Command, ...lines: string[]): Command {
   return cmd.addHelpText('after', `\nExample:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`);
 }
 
-/** A registry session from the flags and environment: hosts directories, insecure hosts, plain HTTP. */
-export function sessionFor(opts: { plainHttp?: boolean; hostsDir?: string } = {}): Session {
+/** Registry session options from the flags and environment: hosts directories, insecure hosts, plain HTTP. */
+export function sessionOpts(flags: { plainHttp?: boolean; hostsDir?: string } = {}): SessionOpts {
   const insecure = (process.env.BERTH_INSECURE_REGISTRIES ?? '').split(',').filter(Boolean);
-  const hostsDirs = opts.hostsDir ? [opts.hostsDir] : undefined;
-  return new Session({
+  return {
     userAgent: `berth/${berthVersion}`,
-    hosts: { insecure, ...(opts.plainHttp ? { plainHttp: true } : {}), ...(hostsDirs ? { configDirs: hostsDirs } : {}) },
-  });
+    hosts: { insecure, ...(flags.plainHttp ? { plainHttp: true } : {}), ...(flags.hostsDir ? { configDirs: [flags.hostsDir] } : {}) },
+  };
+}
+
+export function sessionFor(flags: { plainHttp?: boolean; hostsDir?: string } = {}): Session {
+  return new Session(sessionOpts(flags));
 }

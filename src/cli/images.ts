@@ -147,13 +147,10 @@ function inspectJSON(r: Row, all: Row[]): Record<string, unknown> {
 }
 
 export function registerImages(program: Command): void {
-  const listAction = async (
-    opts: { quiet?: boolean; digests?: boolean; noTrunc?: boolean; filter: string[]; all?: boolean },
-    cmd: Command,
-  ) =>
+  const listAction = async (opts: { quiet?: boolean; digests?: boolean; trunc: boolean; filter: string[]; all?: boolean }, cmd: Command) =>
     withBerth(cmd, async (b, g) => {
       const list = filterRows(await rows(b.namespace(g.namespace)), opts.filter).sort((a, z) => createdOf(z) - createdOf(a));
-      const id = (r: Row) => (idOf(r) ? (opts.noTrunc ? (idOf(r) as string) : digestHex(idOf(r) as Digest).slice(0, 12)) : '<missing>');
+      const id = (r: Row) => (idOf(r) ? (!opts.trunc ? (idOf(r) as string) : digestHex(idOf(r) as Digest).slice(0, 12)) : '<missing>');
       if (opts.quiet) {
         for (const x of new Set(list.map(id))) process.stdout.write(`${x}\n`);
         return;

@@ -3,7 +3,7 @@ import { InvalidArgumentError } from '../errdefs/index.js';
 import { pull, push, type TransferEvent } from '../images/index.js';
 import { familiarString, formatReference, isLayer, parsePlatform, parseReference } from '../oci/index.js';
 import { CredentialStore, Repository, Session } from '../remotes/index.js';
-import { example, sessionFor, withBerth } from './context.js';
+import { example, sessionFor, sessionOpts, withBerth } from './context.js';
 import { ProgressView } from './progress.js';
 
 interface RegistryFlags {
@@ -149,7 +149,7 @@ export function registerRegistry(program: Command): void {
       }
       if (!password) throw new InvalidArgumentError('login: a password is required (--password or --password-stdin)');
       const creds = { username: opts.username, secret: password };
-      const session = new Session({ ...sessionFor(opts).opts, credentials: null, auth: { [domain]: creds } });
+      const session = new Session({ ...sessionOpts(opts), credentialsFile: null, auth: { [domain]: creds } });
       try {
         await session.ping(domain);
       } finally {

@@ -105,7 +105,7 @@ test('LocalStore writer on a ref held by another process is Unavailable until th
   const p = child(
     `const store = new LocalStore(args[0]);
      const w = await store.writer('held');
-     await w.write(Buffer.from('partial'));
+     await w.write(Buffer.alloc(3 << 20, 1));
      console.log('holding');
      setInterval(() => {}, 1000);`,
     [store.root],
@@ -116,7 +116,7 @@ test('LocalStore writer on a ref held by another process is Unavailable until th
   p.kill('SIGKILL');
   await exited(p);
   const w = await store.writer('held');
-  assert.equal((await w.status()).offset, 'partial'.length);
+  assert.equal((await w.status()).offset, 3 << 20);
   await w.close();
 });
 

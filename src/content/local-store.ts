@@ -39,6 +39,8 @@ export interface LocalCommitOpts extends Opts {
 }
 
 const readChunk = 1 << 20;
+/** Writes gather into buffers of this size (two per writer). */
+const writeBuffer = 1 << 20;
 const maxRefLength = 1024;
 
 /**
@@ -285,6 +287,10 @@ export class LocalWriter implements Writer {
   #expected: Digest | undefined;
   #startedAt: Date;
   #updatedAt: Date;
+  #pending = Buffer.allocUnsafe(writeBuffer);
+  #spare = Buffer.allocUnsafe(writeBuffer);
+  #pendingLength = 0;
+  #inflight: Promise<void> | undefined;
 
   private constructor(
     store: LocalStore,
@@ -361,17 +367,59 @@ export class LocalWriter implements Writer {
         `write "${this.ref}": ${this.offset + chunk.byteLength} bytes exceed the expected size ${this.#total}`,
       );
     }
-    // Hash on this thread while the write runs on the thread pool; a failed write closes the
-    // writer, so the hash never counts bytes that are not in the file (a resume re-hashes the file).
-    const written = writeFully(fh, chunk);
-    this.#digester.update(chunk);
+    if (this.#pendingLength === 0 && chunk.byteLength >= writeBuffer) {
+      // A large chunk goes straight to the file (the caller may reuse it once this returns),
+      // hashed on this thread while the write runs on the thread pool.
+      await this.#settle();
+      const written = writeFully(fh, chunk);
+      this.#digester.update(chunk);
+      await this.#guard(written);
+    } else {
+      // Small chunks (network reads) gather in a buffer that is written while the next fills.
+      this.#digester.update(chunk);
+      for (let off = 0; off < chunk.byteLength; ) {
+        const n = Math.min(chunk.byteLength - off, writeBuffer - this.#pendingLength);
+        this.#pending.set(chunk.subarray(off, off + n), this.#pendingLength);
+        this.#pendingLength += n;
+        off += n;
+        if (this.#pendingLength === writeBuffer) await this.#flush(fh);
+      }
+    }
+    this.#updatedAt = new Date();
+  }
+
+  /** Starts writing the gathered bytes and swaps buffers; waits for the write before that one. */
+  async #flush(fh: FileHandle): Promise<void> {
+    await this.#settle();
+    const full = this.#pending;
+    const length = this.#pendingLength;
+    this.#pending = this.#spare;
+    this.#spare = full;
+    this.#pendingLength = 0;
+    if (length > 0) this.#inflight = writeFully(fh, full.subarray(0, length));
+  }
+
+  /** Waits for the write in flight; a failed write closes the writer (a resume re-hashes the file). */
+  async #settle(): Promise<void> {
+    const inflight = this.#inflight;
+    this.#inflight = undefined;
+    if (inflight) await this.#guard(inflight);
+  }
+
+  async #guard(p: Promise<void>): Promise<void> {
     try {
-      await written;
+      await p;
     } catch (err) {
+      this.#pendingLength = 0;
       await this.close();
       throw err;
     }
-    this.#updatedAt = new Date();
+  }
+
+  /** Writes everything gathered so far. */
+  async #drain(fh: FileHandle): Promise<void> {
+    await this.#flush(fh);
+    await this.#settle();
   }
 
   async status(): Promise<IngestStatus> {
@@ -389,6 +437,7 @@ export class LocalWriter implements Writer {
   async commit(size: number, expected?: Digest, opts?: LocalCommitOpts): Promise<Digest> {
     const fh = this.#open();
     try {
+      await this.#drain(fh);
       throwIfAborted(opts?.signal);
       const want = expected ?? this.#expected;
       const got = this.digest();
@@ -428,6 +477,8 @@ export class LocalWriter implements Writer {
 
   async close(): Promise<void> {
     const fh = this.#fh;
+    // What was accepted goes to the file first, so that a resume finds it.
+    if (fh && (this.#pendingLength > 0 || this.#inflight)) await this.#drain(fh).catch(() => undefined);
     this.#fh = undefined;
     await fh?.close();
     if (this.#lockFd !== undefined) {

@@ -21,7 +21,7 @@ const sha = (s: string | Uint8Array) => `sha256:${createHash('sha256').update(s)
 let registry: TestRegistry;
 let corpus: Corpus;
 let work: string;
-const session = new Session({ credentials: null });
+const session = new Session({ credentialsFile: null });
 
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'berth-pull-'));

@@ -63,22 +63,25 @@ export async function fetchInto(store: Store, repo: Repository, desc: Descriptor
   }
 }
 
-/** Runs `fn` over `items` with at most `limit` at a time; the first failure stops the rest. */
+/**
+ * Runs `fn` over `items` with at most `limit` at a time. The first failure stops new work; what is
+ * in flight settles before the failure is thrown, so nothing runs on after the caller has returned.
+ */
 export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
-  let failed = false;
+  let failure: { err: unknown } | undefined;
   const worker = async () => {
-    while (!failed && next < items.length) {
+    while (!failure && next < items.length) {
       const i = next++;
       try {
         out[i] = await fn(items[i] as T);
       } catch (err) {
-        failed = true;
-        throw err;
+        failure ??= { err };
       }
     }
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failure) throw failure.err;
   return out;
 }

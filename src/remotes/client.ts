@@ -16,10 +16,11 @@ import { parseWWWAuthenticate, type Token } from './auth.js';
 import { CredentialStore, type Credentials } from './credentials.js';
 import { type Capability, type HostsOpts, type RegistryHost, registryHosts } from './hosts.js';
 
+/** Plain data (structured-cloneable), so that a worker thread can make an equal session. */
 export interface SessionOpts {
   hosts?: HostsOpts;
-  /** Where credentials come from: docker's config file by default; `null` for anonymous only. */
-  credentials?: CredentialStore | null;
+  /** docker's config.json to read credentials from (default: {@link dockerConfigPath}); `null` for anonymous only. */
+  credentialsFile?: string | null;
   /** Explicit credentials per domain, ahead of the store (e.g. `berth login` testing them). */
   auth?: Record<string, Credentials>;
   userAgent?: string;
@@ -113,7 +114,7 @@ export class Session {
 
   constructor(opts: SessionOpts = {}) {
     this.opts = opts;
-    this.#credentials = opts.credentials === undefined ? new CredentialStore() : opts.credentials;
+    this.#credentials = opts.credentialsFile === null ? null : new CredentialStore(opts.credentialsFile);
   }
 
   hosts(domain: string): Promise<RegistryHost[]> {
@@ -224,7 +225,11 @@ export class Session {
       } catch (err) {
         if (!idempotent || attempt >= attempts || !isRetryable(err) || hasCode(err, 'ABORTED')) {
           if (err instanceof BerthError) throw err;
-          throw isRetryable(err) ? new UnavailableError(`${what}: ${(err as Error).message}`, { cause: err }) : err;
+          // Network failures (DNS, refused, reset) are one clear line, not a stack.
+          if (isRetryable(err) || /^(E[A-Z]+|UND_ERR_[A-Z_]+)$/.test((err as { code?: string }).code ?? '')) {
+            throw new UnavailableError(`${what}: ${(err as Error).message}`, { cause: err });
+          }
+          throw err;
         }
         await sleep(this.#delay(attempt), opts.signal);
       }

@@ -33,8 +33,8 @@ interface DockerConfig {
 /** Reads and writes registry credentials in docker's config file and its credential helpers. */
 export class CredentialStore {
   readonly path: string;
-  constructor(path: string = dockerConfigPath()) {
-    this.path = path;
+  constructor(path: string | undefined = dockerConfigPath()) {
+    this.path = path ?? dockerConfigPath();
   }
 
   async #load(): Promise<DockerConfig> {

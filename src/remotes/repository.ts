@@ -1,4 +1,11 @@
-import { FailedPreconditionError, InvalidArgumentError, throwIfAborted, UnavailableError } from '../errdefs/index.js';
+import {
+  FailedPreconditionError,
+  hasCode,
+  InvalidArgumentError,
+  NotFoundError,
+  throwIfAborted,
+  UnavailableError,
+} from '../errdefs/index.js';
 import {
   type Descriptor,
   type Digest,
@@ -63,13 +70,19 @@ export class Repository {
   async resolve(ref: Reference, opts: Opts = {}): Promise<Descriptor> {
     const tagOrDigest = ref.digest ?? ref.tag ?? 'latest';
     const suffix = `manifests/${tagOrDigest}`;
-    const head = await this.#session.request(this.domain, this.path, suffix, {
-      method: 'HEAD',
-      headers: { accept: manifestAccept },
-      scopes: this.#pull(),
-      capability: 'resolve',
-      signal: opts.signal,
-    });
+    const head = await this.#session
+      .request(this.domain, this.path, suffix, {
+        method: 'HEAD',
+        headers: { accept: manifestAccept },
+        scopes: this.#pull(),
+        capability: 'resolve',
+        signal: opts.signal,
+      })
+      .catch((err: unknown) => {
+        if (!hasCode(err, 'NOT_FOUND')) throw err;
+        const shown = `${this.name}${ref.digest ? `@${ref.digest}` : `:${tagOrDigest}`}`;
+        throw new NotFoundError(`manifest for "${shown}" not found: manifest unknown`, { cause: err });
+      });
     await head.body.dump();
     const headDigest = head.headers['docker-content-digest'];
     const size = Number(head.headers['content-length']);

@@ -1,0 +1,145 @@
+// Faults the real registry will not make, from an in-process HTTP server speaking just enough of the API.
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'node:test';
+import { pull } from '../images/index.js';
+import { MediaType } from '../oci/index.js';
+import { Berth } from '../services/index.js';
+import { Session } from './index.js';
+
+const sha = (b: Uint8Array | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
+
+interface Fault {
+  /** Answers a blob request, or returns false to serve it normally. */
+  blob?: (req: IncomingMessage, res: ServerResponse, n: number, data: Buffer) => boolean;
+  manifest404?: boolean;
+}
+
+async function faultyRegistry(t: { after: (fn: () => Promise<void>) => void }, fault: Fault) {
+  const layer = randomBytes(1 << 20);
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha('x')] } }));
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaType.ociManifest,
+      config: { mediaType: MediaType.ociConfig, digest: sha(config), size: config.length },
+      layers: [{ mediaType: MediaType.ociLayerGzip, digest: sha(layer), size: layer.length }],
+    }),
+  );
+  const blobs = new Map([
+    [sha(config), config],
+    [sha(layer), layer],
+  ]);
+  const requests: { method: string; url: string; range?: string }[] = [];
+  let blobRequests = 0;
+  const server = createServer((req, res) => {
+    requests.push({ method: req.method ?? '', url: req.url ?? '', ...(req.headers.range ? { range: req.headers.range } : {}) });
+    const url = req.url ?? '';
+    if (url === '/v2/') return res.writeHead(200).end('{}');
+    const m = /^\/v2\/fault\/app\/(manifests|blobs)\/(.+)$/.exec(url);
+    if (!m) return res.writeHead(404).end();
+    if (m[1] === 'manifests') {
+      if (fault.manifest404)
+        return res
+          .writeHead(404, { 'content-type': 'application/json' })
+          .end('{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}');
+      res.writeHead(200, {
+        'content-type': MediaType.ociManifest,
+        'docker-content-digest': sha(manifest),
+        'content-length': manifest.length,
+      });
+      return res.end(req.method === 'HEAD' ? undefined : manifest);
+    }
+    const data = blobs.get(m[2] as string);
+    if (!data) return res.writeHead(404).end();
+    if (data === layer && fault.blob?.(req, res, ++blobRequests, data)) return;
+    const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+    const start = range ? Number(range[1]) : 0;
+    res.writeHead(range ? 206 : 200, { 'content-length': data.length - start, 'content-type': 'application/octet-stream' });
+    res.end(data.subarray(start));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const host = `127.0.0.1:${(server.address() as { port: number }).port}`;
+  const dir = await mkdtemp(join(tmpdir(), 'berth-faults-'));
+  const berth = await Berth.open({ root: dir });
+  const session = new Session({ credentialsFile: null, backoff: 10 });
+  t.after(async () => {
+    await session.close();
+    berth.close();
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+    await rm(dir, { recursive: true, force: true });
+  });
+  return { host, requests, layer, berth, session, ns: berth.namespace('default'), dir };
+}
+
+test('fault: a connection reset mid-layer is resumed with a Range request', async (t) => {
+  const f = await faultyRegistry(t, {
+    blob: (_req, res, n, data) => {
+      if (n > 1) return false;
+      res.writeHead(200, { 'content-length': data.length });
+      res.write(data.subarray(0, 300_000), () => setTimeout(() => res.socket?.destroy(), 50));
+      return true;
+    },
+  });
+  const r = await pull(f.ns, `${f.host}/fault/app:1`, { session: f.session });
+  assert.equal(r.downloaded, 3);
+  const ranges = f.requests.filter((q) => q.url.includes(sha(f.layer).slice(7)));
+  assert.equal(ranges.length, 2);
+  assert.equal(ranges[0]?.range, undefined);
+  assert.match(ranges[1]?.range ?? '', /^bytes=\d+-$/);
+  assert.ok(Number(/\d+/.exec(ranges[1]?.range ?? '')?.[0]) > 0, 'resumed after the bytes already stored');
+  assert.equal((await f.ns.content.info(sha(f.layer) as never)).size, f.layer.length);
+});
+
+test('fault: 500 then success is retried', async (t) => {
+  const f = await faultyRegistry(t, {
+    blob: (_req, res, n) => {
+      if (n > 2) return false;
+      res.writeHead(n === 1 ? 500 : 503).end();
+      return true;
+    },
+  });
+  await pull(f.ns, `${f.host}/fault/app:1`, { session: f.session });
+  assert.equal(f.requests.filter((q) => q.url.includes(sha(f.layer).slice(7))).length, 3);
+});
+
+test('fault: a body whose bytes do not match the digest is rejected and nothing is stored', async (t) => {
+  const f = await faultyRegistry(t, {
+    blob: (_req, res, _n, data) => {
+      const bad = Buffer.from(data);
+      bad[1000] = (bad[1000] as number) ^ 0xff;
+      res.writeHead(200, { 'content-length': bad.length }).end(bad);
+      return true;
+    },
+  });
+  await assert.rejects(pull(f.ns, `${f.host}/fault/app:1`, { session: f.session }), {
+    code: 'FAILED_PRECONDITION',
+    message: /digest sha256:[a-f0-9]{64}, expected/,
+  });
+  await assert.rejects(f.ns.content.info(sha(f.layer) as never), { code: 'NOT_FOUND' });
+  assert.deepEqual(await readdir(join(f.dir, 'content', 'ingest')), []);
+  assert.deepEqual(f.ns.images.list(), []);
+});
+
+test('fault: a 404 manifest is a clear NotFound', async (t) => {
+  const f = await faultyRegistry(t, { manifest404: true });
+  await assert.rejects(pull(f.ns, `${f.host}/fault/app:1`, { session: f.session }), {
+    code: 'NOT_FOUND',
+    message: /^manifest for "127\.0\.0\.1:\d+\/fault\/app:1" not found: manifest unknown$/,
+  });
+});
+
+test('fault: a registry that always fails gives up with Unavailable after the retries', async (t) => {
+  const f = await faultyRegistry(t, {
+    blob: (_req, res) => {
+      res.writeHead(502).end();
+      return true;
+    },
+  });
+  await assert.rejects(pull(f.ns, `${f.host}/fault/app:1`, { session: f.session }), { code: 'UNAVAILABLE', message: /502/ });
+});

@@ -215,6 +215,20 @@ describe('push to the reference registry', () => {
     );
   });
 
+  test('push: by digest, and refused when the digest is not the image', async (t) => {
+    const { ns } = await freshRoot(t);
+    const src = `${registry.host}/${corpus.docker}`;
+    const pulled = await pull(ns, src, { session });
+    const digest = pulled.image.target.digest;
+    const r = await push(ns, src, `${registry.host}/bydigest/x@${digest}`, { session });
+    assert.equal(r.desc.digest, digest);
+    assert.equal(sha(await skopeoRaw(`docker://${registry.host}/bydigest/x@${digest}`, 'manifest')), digest);
+    await assert.rejects(push(ns, src, `${registry.host}/bydigest/x@${sha('other')}`, { session }), {
+      code: 'FAILED_PRECONDITION',
+      message: /the image is sha256:/,
+    });
+  });
+
   test('push: a large layer goes up in chunks', async (t) => {
     const { ns } = await freshRoot(t);
     await pull(ns, `${registry.host}/${corpus.uncompressed}`, { session });

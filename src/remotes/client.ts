@@ -225,8 +225,17 @@ export class Session {
       } catch (err) {
         if (!idempotent || attempt >= attempts || !isRetryable(err) || hasCode(err, 'ABORTED')) {
           if (err instanceof BerthError) throw err;
+          const code = (err as { code?: string }).code ?? '';
+          if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
+            throw new UnavailableError(
+              `${what}: TLS: ${(err as Error).message} (trust the registry's CA in certs.d/<host>/hosts.toml or ca.crt)`,
+              {
+                cause: err,
+              },
+            );
+          }
           // Network failures (DNS, refused, reset) are one clear line, not a stack.
-          if (isRetryable(err) || /^(E[A-Z]+|UND_ERR_[A-Z_]+)$/.test((err as { code?: string }).code ?? '')) {
+          if (isRetryable(err) || /^(E[A-Z]+|UND_ERR_[A-Z_]+)$/.test(code)) {
             throw new UnavailableError(`${what}: ${(err as Error).message}`, { cause: err });
           }
           throw err;

@@ -74,3 +74,30 @@ test("registryHosts reads docker's certs.d (ca.crt, client.cert/key) and refuses
   await writeFile(join(dir, 'broken.example', 'hosts.toml'), 'server = [');
   await assert.rejects(registryHosts('broken.example', { configDirs: [dir] }), { code: 'INVALID_ARGUMENT', message: /hosts\.toml/ });
 });
+
+test('a TLS registry is reached with the CA that hosts.toml names, and refused without it', async (t) => {
+  const { startRegistry } = await import('../testutil/registry.js');
+  const { Repository, Session } = await import('./index.js');
+  const { parseReference } = await import('../oci/index.js');
+  const reg = await startRegistry({ tls: true });
+  t.after(() => reg.stop());
+  const dir = await mkdtemp(join(tmpdir(), 'berth-tls-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(join(dir, reg.host));
+  await writeFile(
+    join(dir, reg.host, 'hosts.toml'),
+    `server = "https://${reg.host}"\n\n[host."https://${reg.host}"]\n  ca = "${join(reg.dir, 'tls.crt')}"\n`,
+  );
+  const ref = parseReference(`${reg.host}/none/here:1`);
+  const trusting = new Session({ credentialsFile: null, hosts: { configDirs: [dir] } });
+  t.after(() => trusting.close());
+  // The registry answers over TLS: the image is simply not there.
+  await assert.rejects(new Repository(trusting, ref).resolve(ref), { code: 'NOT_FOUND' });
+  await writeFile(join(dir, reg.host, 'hosts.toml'), `server = "https://${reg.host}"\n`);
+  const untrusting = new Session({ credentialsFile: null, hosts: { configDirs: [dir] }, retries: 1 });
+  t.after(() => untrusting.close());
+  await assert.rejects(new Repository(untrusting, ref).resolve(ref), {
+    code: 'UNAVAILABLE',
+    message: /TLS: self[- ]signed certificate.*trust the registry's CA/,
+  });
+});

@@ -22,6 +22,8 @@ export interface TestRegistry {
 
 export interface RegistryOpts {
   auth?: { kind: 'htpasswd' | 'token'; user: string; password: string; anonymousPull?: boolean };
+  /** Serve HTTPS with a self-signed certificate for 127.0.0.1, written to `<dir>/tls.crt`. */
+  tls?: boolean;
 }
 
 export async function freePort(): Promise<number> {
@@ -105,6 +107,27 @@ export async function startRegistry(opts: RegistryOpts = {}): Promise<TestRegist
     const ip = await listen(issuer);
     authYaml = `auth:\n  token:\n    realm: http://127.0.0.1:${ip}/token\n    service: berth-registry\n    issuer: berth-test\n    rootcertbundle: ${join(dir, 'cert.pem')}\n`;
   }
+  let tlsYaml = '';
+  if (opts.tls) {
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      join(dir, 'tls.key'),
+      '-out',
+      join(dir, 'tls.crt'),
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ]);
+    tlsYaml = `  tls:\n    certificate: ${join(dir, 'tls.crt')}\n    key: ${join(dir, 'tls.key')}\n`;
+  }
   const config = `version: 0.1
 log:
   level: error
@@ -117,7 +140,7 @@ storage:
     enabled: true
 http:
   addr: 127.0.0.1:${port}
-${authYaml}`;
+${tlsYaml}${authYaml}`;
   await writeFile(join(dir, 'config.yml'), config);
   const proc: ChildProcess = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -128,6 +151,18 @@ ${authYaml}`;
   const host = `127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
     try {
+      if (opts.tls) {
+        // Any TLS answer will do: the certificate is checked by the tests, not here.
+        const { connect } = await import('node:tls');
+        await new Promise<void>((resolve, reject) => {
+          const s = connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+            s.end();
+            resolve();
+          });
+          s.on('error', reject);
+        });
+        break;
+      }
       const res = await fetch(`http://${host}/v2/`);
       if (res.status === 200 || res.status === 401) break;
     } catch {

@@ -3,7 +3,7 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type Comparison, median, timed } from './harness.js';
+import { type Comparison, compare } from './harness.js';
 
 const berthMain = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
@@ -24,40 +24,20 @@ export async function contentAdd(opts: { sizeMiB?: number; runs?: number } = {})
       await fh.write(block);
     }
     await fh.close();
-    const berth: { seconds: number; peakRssMiB: number }[] = [];
-    const pair: { seconds: number; peakRssMiB: number }[] = [];
-    // One warm-up of each, so both read the input from the page cache.
-    for (let i = 0; i <= runs; i++) {
-      const root = join(dir, `root-${i}`);
-      // Dirty pages of the previous run are written back before each timed command.
-      await timed(['sync']);
-      const b = await timed([process.execPath, berthMain, '--root', root, 'content', 'add', '-q', file]);
-      await rm(root, { recursive: true, force: true });
-      const dest = join(dir, `copy-${i}`);
-      await timed(['sync']);
-      const p = await timed(['bash', '-c', 'sha256sum "$1" >/dev/null && cp "$1" "$2"', 'pair', file, dest]);
-      await rm(dest, { force: true });
-      if (i > 0) {
-        berth.push(b);
-        pair.push(p);
-      }
-    }
-    const subjectSeconds = median(berth.map((s) => s.seconds));
-    const peerSeconds = median(pair.map((s) => s.seconds));
-    const subjectPeakRssMiB = Math.max(...berth.map((s) => s.peakRssMiB));
-    const ratio = subjectSeconds / peerSeconds;
-    return {
-      benchmark: `content add: ${sizeMiB} MiB file, median of ${runs}`,
-      subject: 'berth content add FILE',
-      peer: 'sha256sum FILE && cp FILE DEST',
-      subjectSeconds,
-      peerSeconds,
-      ratio,
-      subjectPeakRssMiB,
-      peerPeakRssMiB: Math.max(...pair.map((s) => s.peakRssMiB)),
-      target: '<= 1.0x, < 100 MiB peak RSS',
-      met: ratio <= 1.0 && subjectPeakRssMiB < 100,
-    };
+    return await compare(
+      `content add: ${sizeMiB} MiB file`,
+      {
+        name: 'berth content add FILE',
+        argv: (i) => [process.execPath, berthMain, '--root', join(dir, `root-${i}`), 'content', 'add', '-q', file],
+        cleanup: (i) => rm(join(dir, `root-${i}`), { recursive: true, force: true }),
+      },
+      {
+        name: 'sha256sum FILE && cp FILE DEST',
+        argv: (i) => ['bash', '-c', 'sha256sum "$1" >/dev/null && cp "$1" "$2"', 'pair', file, join(dir, `copy-${i}`)],
+        cleanup: (i) => rm(join(dir, `copy-${i}`), { force: true }),
+      },
+      { runs, target: '<= 1.0x, < 100 MiB peak RSS', maxRatio: 1.0, maxRssMiB: 100 },
+    );
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -54,3 +54,51 @@ export function printComparison(c: Comparison): void {
       `  ratio ${c.ratio.toFixed(2)}x   target: ${c.target}   ${c.met ? 'met' : 'NOT met'}\n`,
   );
 }
+
+/** One side of a comparison: the command of run `i`, and what to remove after it. */
+export interface Contender {
+  name: string;
+  argv: (i: number) => string[];
+  cleanup: (i: number) => Promise<void>;
+}
+
+/**
+ * Runs subject and peer alternately, `runs` times after one warm-up each, with `sync` before every
+ * timed command, and compares their medians.
+ */
+export async function compare(
+  benchmark: string,
+  subject: Contender,
+  peer: Contender,
+  opts: { runs: number; target: string; maxRatio: number; maxRssMiB: number },
+): Promise<Comparison> {
+  const a: Sample[] = [];
+  const b: Sample[] = [];
+  for (let i = 0; i <= opts.runs; i++) {
+    for (const [who, into] of [
+      [subject, a],
+      [peer, b],
+    ] as const) {
+      await timed(['sync']);
+      const sample = await timed(who.argv(i));
+      await who.cleanup(i);
+      if (i > 0) into.push(sample);
+    }
+  }
+  const subjectSeconds = median(a.map((s) => s.seconds));
+  const peerSeconds = median(b.map((s) => s.seconds));
+  const subjectPeakRssMiB = Math.max(...a.map((s) => s.peakRssMiB));
+  const ratio = subjectSeconds / peerSeconds;
+  return {
+    benchmark: `${benchmark}, median of ${opts.runs}`,
+    subject: subject.name,
+    peer: peer.name,
+    subjectSeconds,
+    peerSeconds,
+    ratio,
+    subjectPeakRssMiB,
+    peerPeakRssMiB: Math.max(...b.map((s) => s.peakRssMiB)),
+    target: opts.target,
+    met: ratio <= opts.maxRatio && subjectPeakRssMiB < opts.maxRssMiB,
+  };
+}

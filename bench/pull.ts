@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { skopeoCopy, umociImage } from '../src/testutil/peers.js';
 import { startRegistry } from '../src/testutil/registry.js';
-import { type Comparison, median, timed } from './harness.js';
+import { type Comparison, compare } from './harness.js';
 
 const berthMain = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
@@ -26,38 +26,20 @@ export async function pullBench(opts: { layers?: number; layerMiB?: number; runs
     await umociImage(layout, 'big', files, { work: dir });
     const ref = `${registry.host}/bench/big:latest`;
     await skopeoCopy(`oci:${layout}:big`, `docker://${ref}`);
-    const berth: { seconds: number; peakRssMiB: number }[] = [];
-    const skopeo: { seconds: number; peakRssMiB: number }[] = [];
-    for (let i = 0; i <= runs; i++) {
-      const root = join(dir, `root-${i}`);
-      await timed(['sync']);
-      const b = await timed([process.execPath, berthMain, '--root', root, 'pull', '-q', ref]);
-      await rm(root, { recursive: true, force: true });
-      const out = join(dir, `oci-${i}`);
-      await timed(['sync']);
-      const s = await timed(['skopeo', 'copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `oci:${out}:latest`]);
-      await rm(out, { recursive: true, force: true });
-      if (i > 0) {
-        berth.push(b);
-        skopeo.push(s);
-      }
-    }
-    const subjectSeconds = median(berth.map((s) => s.seconds));
-    const peerSeconds = median(skopeo.map((s) => s.seconds));
-    const subjectPeakRssMiB = Math.max(...berth.map((s) => s.peakRssMiB));
-    const ratio = subjectSeconds / peerSeconds;
-    return {
-      benchmark: `pull: ${layers} layers x ${layerMiB} MiB (gzip) from a local registry, median of ${runs}`,
-      subject: 'berth pull REF',
-      peer: 'skopeo copy docker://REF oci:DIR',
-      subjectSeconds,
-      peerSeconds,
-      ratio,
-      subjectPeakRssMiB,
-      peerPeakRssMiB: Math.max(...skopeo.map((s) => s.peakRssMiB)),
-      target: '<= 1.0x, < 150 MiB peak RSS',
-      met: ratio <= 1.0 && subjectPeakRssMiB < 150,
-    };
+    return await compare(
+      `pull: ${layers} layers x ${layerMiB} MiB (gzip) from a local registry`,
+      {
+        name: 'berth pull REF',
+        argv: (i) => [process.execPath, berthMain, '--root', join(dir, `root-${i}`), 'pull', '-q', ref],
+        cleanup: (i) => rm(join(dir, `root-${i}`), { recursive: true, force: true }),
+      },
+      {
+        name: 'skopeo copy docker://REF oci:DIR',
+        argv: (i) => ['skopeo', 'copy', '-q', '--src-tls-verify=false', `docker://${ref}`, `oci:${join(dir, `oci-${i}`)}:latest`],
+        cleanup: (i) => rm(join(dir, `oci-${i}`), { recursive: true, force: true }),
+      },
+      { runs, target: '<= 1.0x, < 150 MiB peak RSS', maxRatio: 1.0, maxRssMiB: 150 },
+    );
   } finally {
     await registry.stop();
     await rm(dir, { recursive: true, force: true });

@@ -188,29 +188,38 @@ test('cli error paths: one line and an exit code per kind', async (t) => {
 
 test('cli --help of every command exits 0 and shows an example', async (t) => {
   const root = await tempRoot(t);
-  const commands = [
-    [],
-    ['namespace'],
-    ['namespace', 'ls'],
-    ['namespace', 'create'],
-    ['namespace', 'rm'],
-    ['namespace', 'label'],
-    ['content'],
-    ['content', 'ls'],
-    ['content', 'add'],
-    ['content', 'get'],
-    ['content', 'info'],
-    ['content', 'rm'],
-    ['content', 'label'],
-    ['content', 'verify'],
-    ['content', 'active'],
-    ['version'],
-    ['info'],
-  ];
-  for (const c of commands) {
-    const r = await berth(root, [...c, '--help']);
-    assert.equal(r.code, 0, c.join(' '));
-    assert.match(r.stdout, /Usage: berth/, c.join(' '));
-    assert.match(r.stdout, /Example:\n {2}\$ berth /, c.join(' '));
+  // Walk the command tree from the help texts themselves, so that no command is left out.
+  const seen: string[] = [];
+  const visit = async (path: string[]) => {
+    const r = await berth(root, [...path, '--help']);
+    assert.equal(r.code, 0, path.join(' '));
+    assert.match(r.stdout, /Usage: berth/, path.join(' '));
+    assert.match(r.stdout, /Example:\n {2}\$ berth /, `${path.join(' ')} has no example`);
+    seen.push(path.join(' '));
+    const commands = r.stdout.split('\nCommands:\n')[1]?.split('\n\n')[0] ?? '';
+    for (const line of commands.split('\n')) {
+      const name = /^ {2}([a-z][a-z-]*)/.exec(line)?.[1];
+      if (name && name !== 'help') await visit([...path, name]);
+    }
+  };
+  await visit([]);
+  for (const c of [
+    'pull',
+    'push',
+    'login',
+    'logout',
+    'images',
+    'image ls',
+    'image inspect',
+    'image history',
+    'tag',
+    'rmi',
+    'manifest inspect',
+    'content add',
+    'namespace ls',
+    'info',
+    'version',
+  ]) {
+    assert.ok(seen.includes(c), `${c} was not reached (${seen.join(', ')})`);
   }
 });

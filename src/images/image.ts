@@ -109,13 +109,3 @@ export async function resolveImage(
   if (index) r.index = index;
   return r;
 }
-
-/** The descriptors a manifest or index points to (for walking an image's content). */
-export function childrenOf(desc: Descriptor, raw: Uint8Array): Descriptor[] {
-  if (isIndex(desc.mediaType)) return parseIndex(raw, desc.mediaType).value.manifests;
-  if (isManifest(desc.mediaType)) {
-    const m = parseManifest(raw, desc.mediaType).value;
-    return [m.config, ...m.layers];
-  }
-  return [];
-}

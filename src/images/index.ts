@@ -1,5 +1,4 @@
 export {
-  childrenOf,
   contentSize,
   imageId,
   matchingManifests,

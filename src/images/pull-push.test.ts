@@ -273,3 +273,28 @@ describe('push to the reference registry', () => {
     assert.equal(digestOf(await skopeoRaw(`docker://${registry.host}/pushed/multi:arm64`, 'manifest')), one.desc.digest);
   });
 });
+
+describe('mirrors from hosts.toml', () => {
+  test('pull: a mirror that has the image serves it; one that lacks it hands over to the registry', async (t) => {
+    const { ns } = await freshRoot(t);
+    const upstream = await startRegistry();
+    t.after(() => upstream.stop());
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    const hostsDir = join(work, `hosts-${Date.now()}`);
+    await mkdir(join(hostsDir, upstream.host), { recursive: true });
+    // The mirror is the corpus registry; the upstream registry is empty.
+    await writeFile(
+      join(hostsDir, upstream.host, 'hosts.toml'),
+      `server = "http://${upstream.host}"\n\n[host."http://${registry.host}"]\n  capabilities = ["pull", "resolve"]\n`,
+    );
+    const mirrored = new Session({ credentialsFile: null, hosts: { configDirs: [hostsDir] } });
+    t.after(() => mirrored.close());
+    const r = await pull(ns, `${upstream.host}/${corpus.oci}`, { session: mirrored });
+    assert.equal(r.image.name, `${upstream.host}/${corpus.oci}`);
+    assert.equal(r.image.target.digest, sha(await skopeoRaw(`docker://${registry.host}/${corpus.oci}`, 'manifest')));
+    // An image only the registry has: the mirror's 404 hands over to the server.
+    await skopeoCopy(`docker://${registry.host}/${corpus.docker}`, `docker://${upstream.host}/only/upstream:1`);
+    const own = await pull(ns, `${upstream.host}/only/upstream:1`, { session: mirrored });
+    assert.equal(own.image.target.digest, sha(await skopeoRaw(`docker://${upstream.host}/only/upstream:1`, 'manifest')));
+  });
+});

@@ -37,12 +37,6 @@ export class Metadata {
     };
   }
 
-  /** How many namespaces reference each digest (for usage views). */
-  blobReferenceCounts(): Map<string, number> {
-    const rows = this.db.sqlite.prepare('SELECT digest, count(*) AS n FROM blobs GROUP BY digest').all() as { digest: string; n: number }[];
-    return new Map(rows.map((r) => [r.digest, r.n]));
-  }
-
   close(): void {
     this.db.close();
   }

@@ -249,51 +249,57 @@ export class Repository {
       return u.toString();
     };
     if (desc.size <= chunkSize) {
-      const put = await this.#session.requestURL(this.domain, host, withDigest(location), {
-        method: 'PUT',
-        headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
-        body: () => open(0, desc.size),
-        scopes: this.#push(),
-        capability: 'push',
-        signal: opts.signal,
-        idempotent: true,
-      });
-      await put.body.dump();
-      if (put.status !== 201) throw new UnavailableError(`push ${desc.digest} to ${this.name}: ${put.status}`);
+      await this.#upload(
+        host,
+        withDigest(location),
+        'PUT',
+        201,
+        { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
+        () => open(0, desc.size),
+        opts,
+      );
       opts.onProgress?.(desc.size);
       return;
     }
     for (let offset = 0; offset < desc.size; ) {
       const end = Math.min(offset + chunkSize, desc.size);
-      const patch = await this.#session.requestURL(this.domain, host, location, {
-        method: 'PATCH',
-        headers: {
-          'content-type': 'application/octet-stream',
-          'content-length': String(end - offset),
-          'content-range': `${offset}-${end - 1}`,
-        },
-        body: () => open(offset, end),
-        scopes: this.#push(),
-        capability: 'push',
-        signal: opts.signal,
-      });
-      await patch.body.dump();
-      if (patch.status !== 202 || !patch.headers.location)
-        throw new UnavailableError(`push ${desc.digest} chunk at ${offset}: ${patch.status}`);
+      const headers = {
+        'content-type': 'application/octet-stream',
+        'content-length': String(end - offset),
+        'content-range': `${offset}-${end - 1}`,
+      };
+      const patch = await this.#upload(host, location, 'PATCH', 202, headers, () => open(offset, end), opts);
+      if (!patch.headers.location) throw new UnavailableError(`push ${desc.digest} chunk at ${offset}: no upload location`);
       location = new URL(patch.headers.location, patch.url).toString();
       offset = end;
       opts.onProgress?.(offset);
     }
-    const put = await this.#session.requestURL(this.domain, host, withDigest(location), {
-      method: 'PUT',
-      headers: { 'content-length': '0' },
+    await this.#upload(host, withDigest(location), 'PUT', 201, { 'content-length': '0' }, undefined, opts);
+  }
+
+  /** One request of an upload session, to the location the registry gave; `want` is the status that means success. */
+  async #upload(
+    host: RegistryHost,
+    url: string,
+    method: 'PUT' | 'PATCH',
+    want: number,
+    headers: Record<string, string>,
+    body: (() => AsyncIterable<Uint8Array>) | undefined,
+    opts: Opts,
+  ): Promise<Response> {
+    const res = await this.#session.requestURL(this.domain, host, url, {
+      method,
+      headers,
+      ...(body ? { body } : {}),
       scopes: this.#push(),
       capability: 'push',
       signal: opts.signal,
-      idempotent: true,
+      // A PATCH appends: sent twice it would corrupt the upload.
+      idempotent: method === 'PUT',
     });
-    await put.body.dump();
-    if (put.status !== 201) throw new UnavailableError(`push ${desc.digest} to ${this.name}: ${put.status}`);
+    await res.body.dump();
+    if (res.status !== want) throw new UnavailableError(`push to ${this.name}: ${method} ${res.status}`);
+    return res;
   }
 
   /** Uploads a manifest or index under a tag or its digest, with its media type as the content type. */

@@ -41,6 +41,26 @@ async function listen(server: Server): Promise<number> {
 
 const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
 
+/** An RSA key and a self-signed certificate for `cn`, valid two days, made with openssl. */
+async function selfSignedCert(keyPath: string, certPath: string, cn: string, extra: string[] = []): Promise<void> {
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    keyPath,
+    '-out',
+    certPath,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${cn}`,
+    ...extra,
+  ]);
+}
+
 /** Starts `docker-registry serve` with a private storage directory; the caller stops it. */
 export async function startRegistry(opts: RegistryOpts = {}): Promise<TestRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-registry-'));
@@ -53,21 +73,7 @@ export async function startRegistry(opts: RegistryOpts = {}): Promise<TestRegist
     authYaml = `auth:\n  htpasswd:\n    realm: berth-test\n    path: ${join(dir, 'htpasswd')}\n`;
   } else if (opts.auth?.kind === 'token') {
     const auth = opts.auth;
-    await run('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-      '-days',
-      '2',
-      '-subj',
-      '/CN=berth-test',
-    ]);
+    await selfSignedCert(join(dir, 'key.pem'), join(dir, 'cert.pem'), 'berth-test');
     const key = await readFile(join(dir, 'key.pem'), 'utf8');
     const der = new X509Certificate(await readFile(join(dir, 'cert.pem'))).raw;
     issuer = createServer((req, res) => {
@@ -109,23 +115,7 @@ export async function startRegistry(opts: RegistryOpts = {}): Promise<TestRegist
   }
   let tlsYaml = '';
   if (opts.tls) {
-    await run('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      join(dir, 'tls.key'),
-      '-out',
-      join(dir, 'tls.crt'),
-      '-days',
-      '2',
-      '-subj',
-      '/CN=127.0.0.1',
-      '-addext',
-      'subjectAltName=IP:127.0.0.1',
-    ]);
+    await selfSignedCert(join(dir, 'tls.key'), join(dir, 'tls.crt'), '127.0.0.1', ['-addext', 'subjectAltName=IP:127.0.0.1']);
     tlsYaml = `  tls:\n    certificate: ${join(dir, 'tls.crt')}\n    key: ${join(dir, 'tls.key')}\n`;
   }
   const config = `version: 0.1

@@ -1,5 +1,13 @@
 import { rootCertificates } from 'node:tls';
-import { Agent, type Dispatcher, request } from 'undici';
+import type { Agent, Dispatcher } from 'undici';
+
+// undici is loaded on the first request: commands that never reach a registry start faster.
+let undici: Promise<typeof import('undici')> | undefined;
+const loadUndici = () => {
+  undici ??= import('undici');
+  return undici;
+};
+
 import {
   BerthError,
   FailedPreconditionError,
@@ -130,10 +138,11 @@ export class Session {
     return this.opts.auth?.[domain] ?? (await this.#credentials?.get(domain));
   }
 
-  #agent(h: RegistryHost): Agent {
+  async #agent(h: RegistryHost): Promise<Agent> {
     const key = `${h.scheme}://${h.host}`;
     let a = this.#agents.get(key);
     if (!a) {
+      const { Agent } = await loadUndici();
       const connect: Record<string, unknown> = {};
       if (h.ca?.length) connect.ca = [...rootCertificates, ...h.ca];
       if (h.clientCerts?.[0]) {
@@ -318,6 +327,7 @@ export class Session {
         service: params.service ?? '',
       });
       for (const s of scopes) form.append('scope', s);
+      const { request } = await loadUndici();
       res = await request(realmURL, {
         method: 'POST',
         headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
@@ -328,6 +338,7 @@ export class Session {
       if (params.service) realmURL.searchParams.set('service', params.service);
       for (const s of scopes) realmURL.searchParams.append('scope', s);
       if (creds) headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.secret}`).toString('base64')}`;
+      const { request } = await loadUndici();
       res = await request(realmURL, { method: 'GET', headers, signal });
     }
     const text = await res.body.text();
@@ -364,12 +375,13 @@ export class Session {
       const headers: Record<string, string> = { 'user-agent': this.#userAgent(), ...h.headers, ...opts.headers };
       if (authorization && sameHost) headers.authorization = authorization;
       const body = typeof opts.body === 'function' ? opts.body() : opts.body;
+      const { request } = await loadUndici();
       const r = await request(current, {
         method: opts.method ?? 'GET',
         headers,
         body: body as Dispatcher.RequestOptions['body'],
         signal: opts.signal,
-        dispatcher: sameHost ? this.#agent(h) : undefined,
+        dispatcher: sameHost ? await this.#agent(h) : undefined,
       });
       const res: Response = { status: r.statusCode, headers: flatHeaders(r.headers), body: r.body, url: current, host: h };
       const location = res.headers.location;

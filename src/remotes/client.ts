@@ -63,6 +63,9 @@ export interface Response {
   host: RegistryHost;
 }
 
+/** Token answers are small JSON documents; anything larger is refused. */
+const maxTokenResponse = 1 << 20;
+
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
     const t = setTimeout(resolve, ms);
@@ -78,6 +81,52 @@ function flatHeaders(h: Record<string, string | string[] | undefined>): Record<s
   return out;
 }
 
+type Body$ = Dispatcher.ResponseData['body'];
+
+/**
+ * Reads a response body into memory, refusing more than `max` bytes (declared or received): every
+ * answer comes from a stranger.
+ * @throws FailedPreconditionError when the body is larger
+ */
+export async function readCapped(
+  body: Body$,
+  headers: Record<string, string | string[] | undefined>,
+  max: number,
+  what: string,
+): Promise<Buffer> {
+  const declared = Number(headers['content-length']);
+  if (Number.isFinite(declared) && declared > max) {
+    body.destroy();
+    throw new FailedPreconditionError(`${what}: ${declared} bytes, more than the ${max} expected`);
+  }
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    n += chunk.byteLength;
+    if (n > max) {
+      body.destroy();
+      throw new FailedPreconditionError(`${what}: more than the ${max} bytes expected`);
+    }
+    parts.push(chunk);
+  }
+  return Buffer.concat(parts);
+}
+
+/** The first `max` bytes of a body, as text; the rest is dropped (for error details). */
+async function readStart(body: Body$, max: number): Promise<string> {
+  const parts: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    parts.push(chunk);
+    n += chunk.byteLength;
+    if (n >= max) {
+      body.destroy();
+      break;
+    }
+  }
+  return Buffer.concat(parts).subarray(0, max).toString('utf8');
+}
+
 /** Whether a failure may pass if the request is sent again: resets, timeouts, 429 and 5xx. */
 export function isRetryable(err: unknown): boolean {
   if (hasCode(err, 'UNAVAILABLE')) return true;
@@ -91,7 +140,7 @@ export function isRetryable(err: unknown): boolean {
 async function registryError(res: Response, what: string): Promise<BerthError> {
   let detail = '';
   try {
-    const text = (await res.body.text()).slice(0, 4096);
+    const text = await readStart(res.body, 4096);
     const j = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
     detail = (j.errors ?? []).map((e) => [e.code, e.message].filter(Boolean).join(': ')).join('; ');
   } catch {
@@ -341,7 +390,7 @@ export class Session {
       const { request } = await loadUndici();
       res = await request(realmURL, { method: 'GET', headers, signal });
     }
-    const text = await res.body.text();
+    const text = (await readCapped(res.body, res.headers, maxTokenResponse, `token from ${realmURL.origin}`)).toString('utf8');
     if (res.statusCode === 401 || res.statusCode === 403) {
       throw new UnauthenticatedError(
         `token from ${realmURL.origin}: ${res.statusCode}: ${creds ? 'credentials rejected' : 'anonymous access refused'}`,

@@ -17,10 +17,15 @@ interface Fault {
   /** Answers a blob request, or returns false to serve it normally. */
   blob?: (req: IncomingMessage, res: ServerResponse, n: number, data: Buffer) => boolean;
   manifest404?: boolean;
+  /** Answers every request but the token's with a Bearer challenge, and the token with this many bytes. */
+  hugeToken?: number;
+  /** Answers manifests with a 500 whose body is this many bytes. */
+  hugeError?: number;
+  layerSize?: number;
 }
 
 async function faultyRegistry(t: { after: (fn: () => Promise<void>) => void }, fault: Fault) {
-  const layer = randomBytes(1 << 20);
+  const layer = randomBytes(fault.layerSize ?? 1 << 20);
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha('x')] } }));
   const manifest = Buffer.from(
     JSON.stringify({
@@ -39,6 +44,13 @@ async function faultyRegistry(t: { after: (fn: () => Promise<void>) => void }, f
   const server = createServer((req, res) => {
     requests.push({ method: req.method ?? '', url: req.url ?? '', ...(req.headers.range ? { range: req.headers.range } : {}) });
     const url = req.url ?? '';
+    if (fault.hugeToken) {
+      if (url.startsWith('/token'))
+        return res.writeHead(200, { 'content-type': 'application/json' }).end(Buffer.alloc(fault.hugeToken, 0x20));
+      const realm = `http://${req.headers.host}/token`;
+      return res.writeHead(401, { 'www-authenticate': `Bearer realm="${realm}",service="x"` }).end();
+    }
+    if (fault.hugeError && url.includes('/manifests/')) return res.writeHead(500).end(Buffer.alloc(fault.hugeError, 0x41));
     if (url === '/v2/') return res.writeHead(200).end('{}');
     const m = /^\/v2\/fault\/app\/(manifests|blobs)\/(.+)$/.exec(url);
     if (!m) return res.writeHead(404).end();
@@ -142,4 +154,67 @@ test('fault: a registry that always fails gives up with Unavailable after the re
     },
   });
   await assert.rejects(pull(f.ns, `${f.host}/fault/app:1`, { session: f.session }), { code: 'UNAVAILABLE', message: /502/ });
+});
+
+test('fault: a token answer of many megabytes is refused, not read into memory', async (t) => {
+  const f = await faultyRegistry(t, { hugeToken: 8 << 20 });
+  await assert.rejects(pull(f.ns, `${f.host}/fault/app:1`, { session: f.session }), {
+    code: 'FAILED_PRECONDITION',
+    message: /token from .*more than the 1048576 bytes expected/,
+  });
+});
+
+test('fault: a huge error body gives a short error', async (t) => {
+  const f = await faultyRegistry(t, { hugeError: 16 << 20 });
+  const err = await pull(f.ns, `${f.host}/fault/app:1`, { session: f.session }).catch((e: Error) => e);
+  assert.equal((err as { code?: string }).code, 'UNAVAILABLE');
+  assert.ok((err as Error).message.length < 200, (err as Error).message.slice(0, 300));
+});
+
+test('fault: a berth pull process killed mid-layer resumes from what it stored on the next run', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { berthMain } = await import('../testutil/cli.js');
+  const { stat } = await import('node:fs/promises');
+  let hung: ServerResponse | undefined;
+  const f = await faultyRegistry(t, {
+    layerSize: 8 << 20,
+    blob: (_req, res, n, data) => {
+      if (n > 1) return false;
+      // The first answer sends 3 MiB, then stalls until the client is killed.
+      res.writeHead(200, { 'content-length': data.length });
+      res.write(data.subarray(0, 3 << 20));
+      hung = res;
+      return true;
+    },
+  });
+  t.after(() => hung?.destroy());
+  f.berth.close();
+  const ingestBytes = async () => {
+    for (const d of await readdir(join(f.dir, 'content', 'ingest')).catch(() => [])) {
+      const s = await stat(join(f.dir, 'content', 'ingest', d, 'data')).catch(() => undefined);
+      if (s && s.size > 0) return s.size;
+    }
+    return 0;
+  };
+  const p = spawn(process.execPath, [berthMain, '--root', f.dir, 'pull', '-q', `${f.host}/fault/app:1`], { stdio: 'ignore' });
+  const closed = new Promise((r) => p.on('close', r));
+  while ((await ingestBytes()) < 2 << 20) await new Promise((r) => setTimeout(r, 20));
+  const stored = await ingestBytes();
+  p.kill('SIGKILL');
+  await closed;
+  const again = spawn(process.execPath, [berthMain, '--root', f.dir, 'pull', '-q', `${f.host}/fault/app:1`], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  again.stderr.on('data', (d: Buffer) => {
+    err += d;
+  });
+  assert.equal(await new Promise((r) => again.on('close', r)), 0, err);
+  const layerRequests = f.requests.filter((q) => q.url.includes(sha(f.layer).slice(7)));
+  assert.equal(layerRequests.at(-1)?.range, `bytes=${stored}-`, 'the second run asked only for what was missing');
+  const berth = await Berth.open({ root: f.dir });
+  t.after(() => berth.close());
+  const info = await berth.namespace('default').content.info(sha(f.layer) as never);
+  assert.equal(info.size, f.layer.length);
+  assert.deepEqual(await readdir(join(f.dir, 'content', 'ingest')), []);
 });

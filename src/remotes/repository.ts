@@ -20,7 +20,7 @@ import {
   type Reference,
 } from '../oci/index.js';
 import { repositoryScope } from './auth.js';
-import type { Response, Session } from './client.js';
+import { type Response, readCapped, type Session } from './client.js';
 import type { RegistryHost } from './hosts.js';
 
 /** What berth asks for when it resolves a reference: indexes first, then manifests, OCI and Docker. */
@@ -107,7 +107,7 @@ export class Repository {
       capability: 'pull',
       signal: opts.signal,
     });
-    const raw = await readCapped(res, maxManifestSize, `GET ${res.url}`);
+    const raw = await readCapped(res.body, res.headers, maxManifestSize, `GET ${res.url}`);
     const declared = mediaTypeOf(res);
     const doc = parseManifestOrIndex(raw, declared);
     return { raw, mediaType: doc.doc.value.mediaType };
@@ -125,7 +125,7 @@ export class Repository {
       capability: 'pull',
       signal: opts.signal,
     });
-    const raw = await readCapped(res, desc.size, `GET ${res.url}`);
+    const raw = await readCapped(res.body, res.headers, desc.size, `GET ${res.url}`);
     const got = digestOf(raw, digestAlgorithm(desc.digest));
     if (raw.byteLength !== desc.size || got !== desc.digest) {
       throw new FailedPreconditionError(`manifest ${desc.digest}: got ${raw.byteLength} bytes hashing to ${got}`);
@@ -321,24 +321,4 @@ export class Repository {
     }
     return desc.digest;
   }
-}
-
-/** Reads a response body into memory, refusing more than `max` bytes. */
-async function readCapped(res: Response, max: number, what: string): Promise<Uint8Array> {
-  const declared = Number(res.headers['content-length']);
-  if (Number.isFinite(declared) && declared > max) {
-    await res.body.dump();
-    throw new FailedPreconditionError(`${what}: ${declared} bytes, more than the ${max} expected`);
-  }
-  const parts: Buffer[] = [];
-  let n = 0;
-  for await (const chunk of res.body as AsyncIterable<Buffer>) {
-    n += chunk.byteLength;
-    if (n > max) {
-      res.body.destroy();
-      throw new FailedPreconditionError(`${what}: more than the ${max} bytes expected`);
-    }
-    parts.push(chunk);
-  }
-  return Buffer.concat(parts);
 }

@@ -101,3 +101,27 @@ test('a TLS registry is reached with the CA that hosts.toml names, and refused w
     message: /TLS: self[- ]signed certificate.*trust the registry's CA/,
   });
 });
+
+test('a registry that requires client certificates is reached with the pair hosts.toml names', async (t) => {
+  const { startRegistry } = await import('../testutil/registry.js');
+  const { Repository, Session } = await import('./index.js');
+  const { parseReference } = await import('../oci/index.js');
+  const reg = await startRegistry({ tls: true, clientCerts: true });
+  t.after(() => reg.stop());
+  const dir = await mkdtemp(join(tmpdir(), 'berth-mtls-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await mkdir(join(dir, reg.host));
+  const ca = `ca = "${join(reg.dir, 'tls.crt')}"`;
+  const ref = parseReference(`${reg.host}/none/here:1`);
+  await writeFile(join(dir, reg.host, 'hosts.toml'), `server = "https://${reg.host}"\n\n[host."https://${reg.host}"]\n  ${ca}\n`);
+  const anonymous = new Session({ credentialsFile: null, hosts: { configDirs: [dir] }, retries: 1 });
+  t.after(() => anonymous.close());
+  await assert.rejects(new Repository(anonymous, ref).resolve(ref), { code: 'UNAVAILABLE' });
+  await writeFile(
+    join(dir, reg.host, 'hosts.toml'),
+    `server = "https://${reg.host}"\n\n[host."https://${reg.host}"]\n  ${ca}\n  client = [["${join(reg.dir, 'client.cert')}", "${join(reg.dir, 'client.key')}"]]\n`,
+  );
+  const withCert = new Session({ credentialsFile: null, hosts: { configDirs: [dir] } });
+  t.after(() => withCert.close());
+  await assert.rejects(new Repository(withCert, ref).resolve(ref), { code: 'NOT_FOUND' });
+});

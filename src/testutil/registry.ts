@@ -24,6 +24,11 @@ export interface RegistryOpts {
   auth?: { kind: 'htpasswd' | 'token'; user: string; password: string; anonymousPull?: boolean };
   /** Serve HTTPS with a self-signed certificate for 127.0.0.1, written to `<dir>/tls.crt`. */
   tls?: boolean;
+  /**
+   * With tls: require client certificates signed by a CA of the registry's; one is written to
+   * `<dir>/client.cert` and `<dir>/client.key`.
+   */
+  clientCerts?: boolean;
 }
 
 export async function freePort(): Promise<number> {
@@ -117,6 +122,37 @@ export async function startRegistry(opts: RegistryOpts = {}): Promise<TestRegist
   if (opts.tls) {
     await selfSignedCert(join(dir, 'tls.key'), join(dir, 'tls.crt'), '127.0.0.1', ['-addext', 'subjectAltName=IP:127.0.0.1']);
     tlsYaml = `  tls:\n    certificate: ${join(dir, 'tls.crt')}\n    key: ${join(dir, 'tls.key')}\n`;
+    if (opts.clientCerts) {
+      await selfSignedCert(join(dir, 'client-ca.key'), join(dir, 'client-ca.crt'), 'berth-client-ca');
+      await run('openssl', [
+        'req',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(dir, 'client.key'),
+        '-out',
+        join(dir, 'client.csr'),
+        '-subj',
+        '/CN=berth-client',
+      ]);
+      await run('openssl', [
+        'x509',
+        '-req',
+        '-in',
+        join(dir, 'client.csr'),
+        '-CA',
+        join(dir, 'client-ca.crt'),
+        '-CAkey',
+        join(dir, 'client-ca.key'),
+        '-CAcreateserial',
+        '-out',
+        join(dir, 'client.cert'),
+        '-days',
+        '2',
+      ]);
+      tlsYaml += `    clientcas:\n      - ${join(dir, 'client-ca.crt')}\n`;
+    }
   }
   const config = `version: 0.1
 log:

@@ -287,9 +287,9 @@ export function registerImages(program: Command): void {
       const ns = b.namespace(g.namespace);
       for (const arg of args) {
         const all = await rows(ns);
+        // Names are unique: several matches mean an image ID with several names.
         const matched = find(all, arg);
-        const byId = matched.length > 1 || matched[0]?.image.name !== formatReferenceOr(arg);
-        if (byId && matched.length > 1 && !opts.force) {
+        if (matched.length > 1 && !opts.force) {
           throw new FailedPreconditionError(
             `conflict: unable to delete ${arg} (must be forced) - image is referenced in multiple repositories`,
           );
@@ -310,12 +310,4 @@ export function registerImages(program: Command): void {
     'berth rmi busybox',
   );
   example(rmOptions(image.command('rm').alias('remove').description('Remove images (names)')).action(rmAction), 'berth image rm busybox');
-}
-
-function formatReferenceOr(arg: string): string | undefined {
-  try {
-    return formatReference(parseReference(arg));
-  } catch {
-    return undefined;
-  }
 }

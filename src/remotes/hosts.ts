@@ -160,13 +160,9 @@ export async function registryHosts(domain: string, opts: HostsOpts = {}): Promi
       const hosts: RegistryHost[] = [];
       const table = (doc.host ?? {}) as Record<string, Record<string, unknown>>;
       for (const [url, o] of Object.entries(table)) hosts.push(await hostFromToml(url, o, dir, fallback));
-      const server = typeof doc.server === 'string' ? await hostFromToml(doc.server, doc, dir, fallback) : { ...fallback };
-      if (typeof doc.server !== 'string') {
-        if (doc.ca !== undefined || doc.client !== undefined || doc.skip_verify !== undefined) {
-          Object.assign(server, await hostFromToml(`${fallback.scheme}://${fallback.host}`, doc, dir, fallback));
-        }
-      }
-      hosts.push(server);
+      // The top level describes the registry itself (`server`, or the default endpoint).
+      const server = typeof doc.server === 'string' ? doc.server : `${fallback.scheme}://${fallback.host}`;
+      hosts.push(await hostFromToml(server, doc, dir, fallback));
       return hosts;
     }
   }

@@ -152,6 +152,17 @@ export function contentStoreConformance(
       assert.deepEqual(await collect(store.listStatuses()), []);
     });
 
+    withStore('an ingest left behind for a blob that got committed is cleaned by the next writer of its ref', async (store) => {
+      const data = randomBytes(2000);
+      const digest = digestOf(data);
+      const left = await store.writer('left-behind', { expected: { digest, size: data.length } });
+      await left.write(data);
+      await left.close();
+      await writeBlob(store, 'another', [data]);
+      await assert.rejects(store.writer('left-behind', { expected: { digest, size: data.length } }), { code: 'ALREADY_EXISTS' });
+      assert.deepEqual(await collect(store.listStatuses()), []);
+    });
+
     withStore('reads byte ranges', async (store) => {
       const data = randomBytes(3 << 20);
       const { digest } = await writeBlob(store, 'ranges', chunks(data, 1 << 16));

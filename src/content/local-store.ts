@@ -154,7 +154,10 @@ export class LocalStore implements Store {
     const expected = opts?.expected;
     if (expected) {
       parseDigest(expected.digest);
-      if (this.existsSync(expected.digest)) throw new AlreadyExistsError(`content "${expected.digest}": already exists`);
+      if (this.existsSync(expected.digest)) {
+        await this.discardStale(ref);
+        throw new AlreadyExistsError(`content "${expected.digest}": already exists`);
+      }
     }
     const dir = this.ingestPath(ref);
     const lockFd = await lockIngest(dir, ref);
@@ -163,6 +166,27 @@ export class LocalStore implements Store {
     } catch (err) {
       closeSync(lockFd);
       throw err;
+    }
+  }
+
+  /**
+   * Removes what is left of ingest `ref` unless a writer holds it: called when its blob turns out to
+   * be committed already (a process that died between publishing and cleaning up leaves this).
+   */
+  async discardStale(ref: string): Promise<void> {
+    const dir = this.ingestPath(ref);
+    if (!(await readStatus(dir))) return;
+    let lockFd: number;
+    try {
+      lockFd = await lockIngest(dir, ref);
+    } catch (err) {
+      if (err instanceof IngestLockedError) return;
+      throw err;
+    }
+    try {
+      await rm(dir, { recursive: true, force: true });
+    } finally {
+      closeSync(lockFd);
     }
   }
 

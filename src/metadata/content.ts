@@ -127,7 +127,10 @@ export class NamespacedContentStore extends ScopedStore implements Store {
     const expected = opts?.expected;
     if (expected) {
       const digest = parseDigest(expected.digest);
-      if (this.#row(digest)) throw new AlreadyExistsError(`content "${digest}": already exists`);
+      if (this.#row(digest)) {
+        await this.#local.discardStale(this.#key(ref));
+        throw new AlreadyExistsError(`content "${digest}": already exists`);
+      }
       const shared = this.db.immediate(() => {
         const onDisk = this.#local.existsSync(digest);
         if (!onDisk) return false;
@@ -137,7 +140,10 @@ export class NamespacedContentStore extends ScopedStore implements Store {
         this.#reference(digest, onDisk.size, {});
         return true;
       });
-      if (shared) throw new AlreadyExistsError(`content "${digest}": already exists`);
+      if (shared) {
+        await this.#local.discardStale(this.#key(ref));
+        throw new AlreadyExistsError(`content "${digest}": already exists`);
+      }
     }
     // Starting an ingest is a write into the namespace: it exists from now on, as in containerd.
     if (!this.namespaces.exists(this.namespace)) this.db.immediate(() => this.namespaces.ensureSync(this.namespace));

@@ -146,6 +146,37 @@ test('LocalStore: two processes writing the same blob at once end with one corre
   assert.deepEqual(await collect(store.listStatuses()), []);
 });
 
+test('LocalStore: processes racing on the same refs end with every blob once and no ingest left', async (t) => {
+  const { store } = await tempStore(t);
+  // Four processes write the same 30 blobs under the same refs: one writer per ref at a time, the
+  // others wait for the lock or find the blob committed; removal of a finished ingest races with
+  // the next writer creating its lock file in the same directory.
+  const script = `const [root] = args;
+    const store = new LocalStore(root);
+    let created = 0;
+    for (let i = 0; i < 30; i++) {
+      const data = Buffer.alloc(200_000 + i, i);
+      for (;;) {
+        try {
+          const r = await writeBlob(store, 'race-' + i, [data]);
+          if (r.created) created++;
+          break;
+        } catch (err) {
+          if (err.code !== 'UNAVAILABLE') throw err;
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      }
+    }
+    console.log(created);`;
+  const ps = [0, 1, 2, 3].map(() => child(script, [store.root]));
+  const lines = await Promise.all(ps.map(firstLine));
+  assert.deepEqual(await Promise.all(ps.map(exited)), [0, 0, 0, 0]);
+  assert.equal(lines.map(Number).reduce((a, b) => a + b, 0) >= 30, true);
+  assert.equal((await readdir(join(store.root, 'blobs', 'sha256'))).length, 30);
+  assert.deepEqual(await readdir(join(store.root, 'ingest')), []);
+  for await (const info of store.list()) assert.equal(digestOf(await readBlob(store, info, { maxSize: 1 << 20 })), info.digest);
+});
+
 test('LocalStore blobs are read-only files and never half written', async (t) => {
   const { store } = await tempStore(t);
   const data = randomBytes(1000);

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, fstatSync, linkSync, openSync, statSync, unlinkSync } from 'node:fs';
-import { chmod, type FileHandle, mkdir, open, readdir, readFile, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { chmod, type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { flockSync } from 'fs-ext';
 import {
   AlreadyExistsError,
@@ -56,9 +56,12 @@ export class LocalStore implements Store {
     this.root = root;
   }
 
-  /** Creates the directories of the store. */
+  /** Creates the directories of the store, and clears what a crash left in the middle of a removal. */
   async init(): Promise<void> {
     await mkdir(join(this.root, 'ingest'), { recursive: true });
+    for (const name of await readdir(join(this.root, 'ingest'))) {
+      if (name.startsWith(trashPrefix)) await rm(join(this.root, 'ingest', name), { recursive: true, force: true });
+    }
     for (const alg of Object.keys(digestAlgorithms)) await mkdir(join(this.root, 'blobs', alg), { recursive: true });
   }
 
@@ -184,7 +187,7 @@ export class LocalStore implements Store {
       throw err;
     }
     try {
-      await rm(dir, { recursive: true, force: true });
+      await removeIngestDir(dir);
     } finally {
       closeSync(lockFd);
     }
@@ -208,6 +211,7 @@ export class LocalStore implements Store {
     }
     for (const name of names.sort()) {
       throwIfAborted(opts?.signal);
+      if (name.startsWith(trashPrefix)) continue;
       const st = await readStatus(join(base, name));
       if (st) yield st;
     }
@@ -220,7 +224,7 @@ export class LocalStore implements Store {
     if (!(await readStatus(dir))) throw new NotFoundError(`ingest "${ref}": not found`);
     const lockFd = await lockIngest(dir, ref);
     try {
-      await rm(dir, { recursive: true, force: true });
+      await removeIngestDir(dir);
     } finally {
       closeSync(lockFd);
     }
@@ -235,10 +239,36 @@ function validateRef(ref: string): void {
   }
 }
 
+const trashPrefix = '.trash-';
+
+/**
+ * Removes an ingest directory whose lock the caller holds. It is renamed away first: a writer of
+ * the same ref in another process may be creating its lock file in it at this very moment, and
+ * would otherwise make the removal fail (or keep a half-removed directory).
+ */
+async function removeIngestDir(dir: string): Promise<void> {
+  const trash = join(dirname(dir), `${trashPrefix}${process.pid}-${Math.random().toString(36).slice(2)}`);
+  try {
+    await rename(dir, trash);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  await rm(trash, { recursive: true, force: true });
+}
+
 /** Takes the flock of an ingest directory, creating it; retries when the directory was removed under us. */
 async function lockIngest(dir: string, ref: string): Promise<number> {
   for (let attempt = 0; ; attempt++) {
-    await mkdir(dir, { recursive: true });
+    // Not mkdir -p: it stats after EEXIST and fails if the directory is renamed away in between.
+    try {
+      await mkdir(dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') await mkdir(dirname(dir), { recursive: true });
+      else if (code !== 'EEXIST') throw err;
+      if (code === 'ENOENT') continue;
+    }
     let fd: number;
     try {
       fd = openSync(join(dir, 'lock'), 'a');
@@ -491,7 +521,7 @@ export class LocalWriter implements Writer {
         return 'created';
       };
       const outcome = opts?.guard ? opts.guard(publish) : publish();
-      await rm(this.#dir, { recursive: true, force: true });
+      await removeIngestDir(this.#dir);
       if (outcome === 'exists') throw new AlreadyExistsError(`content "${got}": already exists`);
       return got;
     } finally {
@@ -521,7 +551,7 @@ export class LocalWriter implements Writer {
   }
 
   async #discard(): Promise<void> {
-    await rm(this.#dir, { recursive: true, force: true });
+    await removeIngestDir(this.#dir);
   }
 }
 

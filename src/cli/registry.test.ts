@@ -130,7 +130,9 @@ describe('cli registry commands', () => {
     fails(await berth(root, ['pull', 'user/App']), 2, /invalid reference "user\/App": repository name must be lowercase/);
     fails(await berth(root, ['pull', 'no-such-host.invalid/app:1']), 6, /no-such-host\.invalid.*ENOTFOUND/);
     fails(await berth(root, ['pull', '--platform', 'linux/nope', `${registry.host}/${corpus.multi}`]), 2, /unknown architecture "nope"/);
-    fails(await berth(root, ['push', 'never-pulled:1']), 3, /image "docker\.io\/library\/never-pulled:1": not found/);
+    const push = await berth(root, ['push', 'never-pulled:1']);
+    fails(push, 3, /^berth: An image does not exist locally with the tag: never-pulled:1$/);
+    assert.equal(push.stdout, '');
     fails(await berth(root, ['image', 'inspect', 'nothing']), 3, /No such image: nothing/);
     fails(await berth(root, ['manifest', 'inspect', `${registry.host}/corpus/none:1`]), 3, /not found/);
   });

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { InvalidArgumentError } from '../errdefs/index.js';
+import { hasCode, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
 import { pull, push, type TransferEvent } from '../images/index.js';
 import { familiarString, formatReference, isLayer, parsePlatform, parseReference } from '../oci/index.js';
 import { CredentialStore, Repository, Session } from '../remotes/index.js';
@@ -105,11 +105,18 @@ export function registerRegistry(program: Command): void {
     ).action(async (ref: string, dest: string | undefined, opts: RegistryFlags & { platform?: string; quiet?: boolean }, cmd: Command) =>
       withBerth(cmd, async (b, g) => {
         const source = formatReference(parseReference(ref));
+        const ns = b.namespace(g.namespace);
+        try {
+          ns.images.get(source);
+        } catch (err) {
+          if (hasCode(err, 'NOT_FOUND')) throw new NotFoundError(`An image does not exist locally with the tag: ${ref}`, { cause: err });
+          throw err;
+        }
+        const target = parseReference(dest ?? source);
         const session = sessionFor(opts);
         try {
-          const target = parseReference(dest ?? source);
           if (!opts.quiet) process.stdout.write(`The push refers to repository [${target.domain}/${target.path}]\n`);
-          const r = await push(b.namespace(g.namespace), source, target, {
+          const r = await push(ns, source, target, {
             session,
             ...(opts.platform ? { platform: parsePlatform(opts.platform) } : {}),
             onEvent: transferView(opts.quiet ?? false, 'push'),

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { FailedPreconditionError, hasCode, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
-import { contentSize, type ResolvedImage, resolveImage } from '../images/index.js';
+import { contentSize, mapLimit, type ResolvedImage, resolveImage } from '../images/index.js';
 import type { Image, NamespaceScope } from '../metadata/index.js';
 import {
   type Digest,
@@ -26,8 +26,8 @@ interface Row {
 
 async function rows(ns: NamespaceScope): Promise<Row[]> {
   const matcher = platformMatcher(hostPlatform());
-  const out: Row[] = [];
-  for (const image of ns.images.list()) {
+  // Each image needs three small reads (index or manifest, manifest, config): overlap them.
+  return mapLimit(ns.images.list(), 16, async (image) => {
     const row: Row = { image };
     try {
       row.ref = parseReference(image.name);
@@ -40,9 +40,8 @@ async function rows(ns: NamespaceScope): Promise<Row[]> {
       if (!hasCode(err, 'NOT_FOUND') && !hasCode(err, 'INVALID_ARGUMENT')) throw err;
       row.error = (err as Error).message;
     }
-    out.push(row);
-  }
-  return out;
+    return row;
+  });
 }
 
 const idOf = (r: Row): Digest | undefined => r.resolved?.config.digest;

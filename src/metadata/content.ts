@@ -40,7 +40,7 @@ export class NamespacedContentStore extends ScopedStore implements Store {
   }
 
   #row(digest: Digest): Row | undefined {
-    return this.db.sqlite.prepare('SELECT * FROM blobs WHERE namespace = ? AND digest = ?').get(this.namespace, digest) as Row | undefined;
+    return this.db.stmt('SELECT * FROM blobs WHERE namespace = ? AND digest = ?').get(this.namespace, digest) as Row | undefined;
   }
 
   #notFound(digest: Digest): never {
@@ -92,7 +92,7 @@ export class NamespacedContentStore extends ScopedStore implements Store {
   async *list(opts?: Opts): AsyncIterable<Info> {
     const rows = this.db.read(() => {
       this.namespaces.get(this.namespace);
-      return this.db.sqlite.prepare('SELECT * FROM blobs WHERE namespace = ? ORDER BY digest').all(this.namespace) as Row[];
+      return this.db.stmt('SELECT * FROM blobs WHERE namespace = ? ORDER BY digest').all(this.namespace) as Row[];
     });
     for (const r of rows) {
       throwIfAborted(opts?.signal);
@@ -105,7 +105,7 @@ export class NamespacedContentStore extends ScopedStore implements Store {
     throwIfAborted(opts?.signal);
     parseDigest(digest);
     const last = this.db.immediate(() => {
-      const r = this.db.sqlite.prepare('DELETE FROM blobs WHERE namespace = ? AND digest = ?').run(this.namespace, digest);
+      const r = this.db.stmt('DELETE FROM blobs WHERE namespace = ? AND digest = ?').run(this.namespace, digest);
       if (r.changes === 0) this.#notFound(digest);
       return this.#references(digest) === 0;
     });
@@ -118,7 +118,7 @@ export class NamespacedContentStore extends ScopedStore implements Store {
   }
 
   #references(digest: Digest): number {
-    return (this.db.sqlite.prepare('SELECT count(*) AS n FROM blobs WHERE digest = ?').get(digest) as { n: number }).n;
+    return (this.db.stmt('SELECT count(*) AS n FROM blobs WHERE digest = ?').get(digest) as { n: number }).n;
   }
 
   async writer(ref: string, opts?: WriterOpts): Promise<Writer> {

@@ -98,6 +98,18 @@ export class MetadataDB {
     });
   }
 
+  readonly #statements = new Map<string, Database.Statement>();
+
+  /** A prepared statement for `sql`, prepared once per connection. */
+  stmt(sql: string): Database.Statement {
+    let st = this.#statements.get(sql);
+    if (!st) {
+      st = this.sqlite.prepare(sql);
+      this.#statements.set(sql, st);
+    }
+    return st;
+  }
+
   /** Runs `fn` in a write transaction taken at once (BEGIN IMMEDIATE): serialised across processes. */
   immediate<T>(fn: () => T): T {
     try {

@@ -42,9 +42,7 @@ export class ImageStore extends ScopedStore {
   get(name: string): Image {
     validateName(name);
     return this.db.read(() => {
-      const r = this.db.sqlite.prepare('SELECT * FROM images WHERE namespace = ? AND name = ?').get(this.namespace, name) as
-        | Row
-        | undefined;
+      const r = this.db.stmt('SELECT * FROM images WHERE namespace = ? AND name = ?').get(this.namespace, name) as Row | undefined;
       if (!r) {
         this.namespaces.get(this.namespace);
         throw new NotFoundError(`image "${name}": not found`);
@@ -57,7 +55,7 @@ export class ImageStore extends ScopedStore {
   list(): Image[] {
     return this.db.read(() => {
       this.namespaces.get(this.namespace);
-      return (this.db.sqlite.prepare('SELECT * FROM images WHERE namespace = ? ORDER BY name').all(this.namespace) as Row[]).map(toImage);
+      return (this.db.stmt('SELECT * FROM images WHERE namespace = ? ORDER BY name').all(this.namespace) as Row[]).map(toImage);
     });
   }
 
@@ -75,7 +73,7 @@ export class ImageStore extends ScopedStore {
   delete(name: string): void {
     validateName(name);
     this.db.immediate(() => {
-      const r = this.db.sqlite.prepare('DELETE FROM images WHERE namespace = ? AND name = ?').run(this.namespace, name);
+      const r = this.db.stmt('DELETE FROM images WHERE namespace = ? AND name = ?').run(this.namespace, name);
       if (r.changes === 0) throw new NotFoundError(`image "${name}": not found`);
     });
   }

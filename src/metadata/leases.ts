@@ -52,21 +52,19 @@ export class LeaseManager extends ScopedStore {
 
   /** @throws NotFoundError */
   get(id: string): Lease {
-    const r = this.db.sqlite.prepare('SELECT * FROM leases WHERE namespace = ? AND id = ?').get(this.namespace, id) as Row | undefined;
+    const r = this.db.stmt('SELECT * FROM leases WHERE namespace = ? AND id = ?').get(this.namespace, id) as Row | undefined;
     if (!r) throw new NotFoundError(`lease "${id}": not found`);
     return toLease(r);
   }
 
   list(): Lease[] {
-    return (this.db.sqlite.prepare('SELECT * FROM leases WHERE namespace = ? ORDER BY created_at, id').all(this.namespace) as Row[]).map(
-      toLease,
-    );
+    return (this.db.stmt('SELECT * FROM leases WHERE namespace = ? ORDER BY created_at, id').all(this.namespace) as Row[]).map(toLease);
   }
 
   /** Removes the lease and releases what it held. @throws NotFoundError */
   delete(id: string): void {
     this.db.immediate(() => {
-      const r = this.db.sqlite.prepare('DELETE FROM leases WHERE namespace = ? AND id = ?').run(this.namespace, id);
+      const r = this.db.stmt('DELETE FROM leases WHERE namespace = ? AND id = ?').run(this.namespace, id);
       if (r.changes === 0) throw new NotFoundError(`lease "${id}": not found`);
     });
   }

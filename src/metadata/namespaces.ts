@@ -59,17 +59,17 @@ export class NamespaceStore {
   /** @throws NotFoundError */
   get(name: string): Namespace {
     validateIdentifier(name, 'namespace');
-    const r = this.#db.sqlite.prepare('SELECT * FROM namespaces WHERE name = ?').get(name) as Row | undefined;
+    const r = this.#db.stmt('SELECT * FROM namespaces WHERE name = ?').get(name) as Row | undefined;
     if (!r) throw new NotFoundError(`namespace "${name}": not found`);
     return toNamespace(r);
   }
 
   exists(name: string): boolean {
-    return this.#db.sqlite.prepare('SELECT 1 FROM namespaces WHERE name = ?').get(name) !== undefined;
+    return this.#db.stmt('SELECT 1 FROM namespaces WHERE name = ?').get(name) !== undefined;
   }
 
   list(): Namespace[] {
-    return (this.#db.sqlite.prepare('SELECT * FROM namespaces ORDER BY name').all() as Row[]).map(toNamespace);
+    return (this.#db.stmt('SELECT * FROM namespaces ORDER BY name').all() as Row[]).map(toNamespace);
   }
 
   /** Sets labels (an empty value removes one). @throws NotFoundError */
@@ -78,7 +78,7 @@ export class NamespaceStore {
       const ns = this.get(name);
       const labels = mergeLabels(ns.labels, changes);
       const now = Date.now();
-      this.#db.sqlite.prepare('UPDATE namespaces SET labels = ?, updated_at = ? WHERE name = ?').run(JSON.stringify(labels), now, name);
+      this.#db.stmt('UPDATE namespaces SET labels = ?, updated_at = ? WHERE name = ?').run(JSON.stringify(labels), now, name);
       return { ...ns, labels, updatedAt: new Date(now) };
     });
   }
@@ -91,15 +91,13 @@ export class NamespaceStore {
     this.#db.immediate(() => {
       this.get(name);
       const held = ownedTables
-        .map(
-          (t) => [t, (this.#db.sqlite.prepare(`SELECT count(*) AS n FROM ${t} WHERE namespace = ?`).get(name) as { n: number }).n] as const,
-        )
+        .map((t) => [t, (this.#db.stmt(`SELECT count(*) AS n FROM ${t} WHERE namespace = ?`).get(name) as { n: number }).n] as const)
         .filter(([, n]) => n > 0);
       if (held.length > 0) {
         const what = held.map(([t, n]) => `${n} ${t === 'blobs' ? 'blob' : t.slice(0, -1)}${n === 1 ? '' : 's'}`).join(', ');
         throw new FailedPreconditionError(`remove namespace "${name}": not empty (${what})`);
       }
-      this.#db.sqlite.prepare('DELETE FROM namespaces WHERE name = ?').run(name);
+      this.#db.stmt('DELETE FROM namespaces WHERE name = ?').run(name);
     });
   }
 }

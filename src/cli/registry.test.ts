@@ -109,6 +109,21 @@ describe('cli registry commands', () => {
     assert.deepEqual(await list(`reference=${registry.host}/corpus/*`), [`${registry.host}/${corpus.multi}`]);
   });
 
+  test('cli images --filter before= and since= compare creation times', async () => {
+    const root = await rootFor();
+    const older = `${registry.host}/${corpus.oci}`;
+    const newer = `${registry.host}/${corpus.multi}`;
+    ok(await berth(root, ['pull', '-q', older]), 'pull older');
+    ok(await berth(root, ['pull', '-q', newer]), 'pull newer');
+    const names = async (filter: string) =>
+      (JSON.parse(ok(await berth(root, ['images', '--format', 'json', '--filter', filter]), filter).stdout) as { name: string }[]).map(
+        (i) => i.name,
+      );
+    assert.deepEqual(await names(`since=${older}`), [newer]);
+    assert.deepEqual(await names(`before=${newer}`), [older]);
+    fails(await berth(root, ['images', '--filter', 'since=nothing:1']), 3, /No such image: nothing:1/);
+  });
+
   test('cli push: to another repository keeps the image ID and the manifest digest', async () => {
     const root = await rootFor();
     const ref = `${registry.host}/${corpus.zstd}`;

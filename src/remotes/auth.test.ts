@@ -150,6 +150,20 @@ let input = ''; process.stdin.on('data', (d) => (input += d)).on('end', () => {
     assert.deepEqual(file.auths['localhost:5000'], {}, 'the secret stays in the helper');
     await store.erase('localhost:5000');
     assert.equal(await store.get('localhost:5000'), undefined);
+    // credHelpers name a helper per registry; others keep using auths in the file.
+    await writeFile(path, JSON.stringify({ credHelpers: { 'reg.example:5000': 'berthtest' }, auths: {} }));
+    const perHost = new CredentialStore(path);
+    await perHost.store('reg.example:5000', { username: 'dan', secret: 'x' });
+    await perHost.store('other.example', { username: 'eve', secret: 'y' });
+    const after = JSON.parse(await readFile(path, 'utf8'));
+    assert.deepEqual(after.auths['reg.example:5000'], {});
+    assert.equal(after.auths['other.example'].auth, Buffer.from('eve:y').toString('base64'));
+    assert.deepEqual(await perHost.get('reg.example:5000'), { username: 'dan', secret: 'x' });
+    assert.deepEqual(JSON.parse(await readFile(db, 'utf8'))['reg.example:5000'], {
+      ServerURL: 'reg.example:5000',
+      Username: 'dan',
+      Secret: 'x',
+    });
   });
 });
 

@@ -1,4 +1,4 @@
-import { AlreadyExistsError, FailedPreconditionError, hasCode } from '../errdefs/index.js';
+import { FailedPreconditionError, hasCode } from '../errdefs/index.js';
 import { type Descriptor, type Digest, Digester, digestAlgorithm } from '../oci/index.js';
 import type { Labels, Opts, Provider, Store } from './store.js';
 
@@ -73,7 +73,7 @@ export async function writeBlob(
       const digest = await writer.commit(expected?.size ?? offset, expected?.digest, { signal, labels: opts.labels });
       return { digest, size: offset, created: true };
     } catch (err) {
-      if (err instanceof AlreadyExistsError || hasCode(err, 'ALREADY_EXISTS')) {
+      if (hasCode(err, 'ALREADY_EXISTS')) {
         return { digest: expected?.digest ?? writer.digest(), size: offset, created: false };
       }
       throw err;

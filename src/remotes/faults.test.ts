@@ -189,13 +189,17 @@ test('fault: a berth pull process killed mid-layer resumes from what it stored o
   });
   t.after(() => hung?.destroy());
   f.berth.close();
-  const ingestBytes = async () => {
-    for (const d of await readdir(join(f.dir, 'content', 'ingest')).catch(() => [])) {
-      const s = await stat(join(f.dir, 'content', 'ingest', d, 'data')).catch(() => undefined);
-      if (s && s.size > 0) return s.size;
-    }
-    return 0;
-  };
+  // The layer's ingest (the namespace-qualified ref `default/pull-<digest>`, by its hash).
+  const layerIngest = join(
+    f.dir,
+    'content',
+    'ingest',
+    createHash('sha256')
+      .update(`default/pull-${sha(f.layer)}`)
+      .digest('hex'),
+    'data',
+  );
+  const ingestBytes = async () => (await stat(layerIngest).catch(() => undefined))?.size ?? 0;
   const p = spawn(process.execPath, [berthMain, '--root', f.dir, 'pull', '-q', `${f.host}/fault/app:1`], { stdio: 'ignore' });
   const closed = new Promise((r) => p.on('close', r));
   while ((await ingestBytes()) < 2 << 20) await new Promise((r) => setTimeout(r, 20));

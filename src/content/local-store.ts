@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, fstatSync, linkSync, openSync, statSync, unlinkSync } from 'node:fs';
-import { chmod, type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { flockSync } from 'fs-ext';
 import {
@@ -23,7 +23,7 @@ import {
   isDigest,
   parseDigest,
 } from '../oci/index.js';
-import { syncDirSync, writeFileAtomic } from './fs-util.js';
+import { syncDirSync } from './fs-util.js';
 import type { BlobReader, Info, IngestStatus, Labels, Opts, Store, Writer, WriterOpts } from './store.js';
 
 /** Another writer (in this or another process) holds the ingest; retry, or wait for its blob. */
@@ -387,10 +387,12 @@ export class LocalWriter implements Writer {
       // A new ingest, or a ref reused for other content: start from nothing.
       await rm(join(dir, 'data'), { force: true });
       startedAt = new Date();
-      await writeFileAtomic(join(dir, 'startedat'), startedAt.toISOString());
-      await writeFileAtomic(join(dir, 'total'), String(expected?.size ?? 0));
-      await writeFileAtomic(join(dir, 'expected'), expected?.digest ?? '');
-      await writeFileAtomic(join(dir, 'ref'), ref);
+      // Not fsynced: an ingest whose files a crash lost or left half is simply started again
+      // (`ref`, written last, is what makes it an ingest; a missing expected digest or size resets it).
+      await writeFile(join(dir, 'startedat'), startedAt.toISOString());
+      await writeFile(join(dir, 'total'), String(expected?.size ?? 0));
+      await writeFile(join(dir, 'expected'), expected?.digest ?? '');
+      await writeFile(join(dir, 'ref'), ref);
     }
     const want = expected?.digest ?? prior?.expected;
     const total = expected?.size ?? prior?.total ?? 0;
@@ -496,11 +498,11 @@ export class LocalWriter implements Writer {
       const want = expected ?? this.#expected;
       const got = this.digest();
       if (size > 0 && size !== this.offset) {
-        await this.#discard();
+        await removeIngestDir(this.#dir);
         throw new FailedPreconditionError(`commit "${this.ref}": size ${this.offset}, expected ${size}`);
       }
       if (want && want !== got) {
-        await this.#discard();
+        await removeIngestDir(this.#dir);
         throw new FailedPreconditionError(`commit "${this.ref}": digest ${got}, expected ${want}`);
       }
       await fh.sync();
@@ -509,7 +511,7 @@ export class LocalWriter implements Writer {
       const dataPath = join(this.#dir, 'data');
       await chmod(dataPath, 0o444);
       const target = this.#store.blobPath(got);
-      await mkdir(join(this.#store.root, 'blobs', digestAlgorithm(got)), { recursive: true });
+      await mkdir(dirname(target), { recursive: true });
       const publish = (): 'created' | 'exists' => {
         try {
           linkSync(dataPath, target);
@@ -517,7 +519,7 @@ export class LocalWriter implements Writer {
           if ((err as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
           throw err;
         }
-        syncDirSync(join(this.#store.root, 'blobs', digestAlgorithm(got)));
+        syncDirSync(dirname(target));
         return 'created';
       };
       const outcome = opts?.guard ? opts.guard(publish) : publish();
@@ -548,10 +550,6 @@ export class LocalWriter implements Writer {
   #open(): FileHandle {
     if (!this.#fh) throw new FailedPreconditionError(`ingest "${this.ref}": writer is closed`);
     return this.#fh;
-  }
-
-  async #discard(): Promise<void> {
-    await removeIngestDir(this.#dir);
   }
 }
 

@@ -1,5 +1,5 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { IngestLockedError, type Store, type WriteBlobResult, writeBlob } from '../content/index.js';
-import { AbortedError } from '../errdefs/index.js';
 import type { Descriptor } from '../oci/index.js';
 import { isRetryable, type Repository } from '../remotes/index.js';
 
@@ -21,14 +21,8 @@ export interface TransferOpts {
 /** The label containerd puts on pulled content: which repository of a registry it came from. */
 export const distributionSourceLabel = (domain: string) => `containerd.io/distribution.source.${domain}`;
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(new AbortedError('operation aborted'));
-    });
-  });
+/** Waits `ms`; an abort rejects with an AbortError (code ABORTED). */
+const sleep = (ms: number, signal?: AbortSignal) => delay(ms, undefined, { signal });
 
 /**
  * Fetches one blob into the store, verified: skipped when the namespace (or another) already has

@@ -1,3 +1,4 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import { rootCertificates } from 'node:tls';
 import type { Agent, Dispatcher } from 'undici';
 
@@ -66,14 +67,8 @@ export interface Response {
 /** Token answers are small JSON documents; anything larger is refused. */
 const maxTokenResponse = 1 << 20;
 
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    });
-  });
+/** Waits `ms`; an abort rejects with an AbortError (code ABORTED). */
+const sleep = (ms: number, signal?: AbortSignal) => delay(ms, undefined, { signal });
 
 function flatHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
   const out: Record<string, string> = {};

@@ -4,10 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: compilers for the native addons (better-sqlite3, fs-ext build from source here),
-# the real registry and the peers the tests use as oracles (docker-registry, skopeo, umoci),
-# openssl (test certificates), and time (peak memory in benchmarks).
-deb_packages=(g++ make python3 coreutils time openssl docker-registry skopeo umoci)
+# Debian packages: compilers for the native addons (better-sqlite3 and berth's own build from source
+# here), the real registry and the peers the tests use as oracles (docker-registry, skopeo, umoci),
+# zstd (zstd layers), containerd (the unpack benchmark's peer), openssl (test certificates),
+# attr (getfattr in tests) and time (peak memory in benchmarks).
+deb_packages=(g++ make python3 coreutils time openssl attr zstd docker-registry skopeo umoci containerd)
 missing=()
 for p in "${deb_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -28,9 +29,18 @@ fi
 stamp=node_modules/.berth-setup-stamp
 want="$(sha256sum package-lock.json | cut -d' ' -f1) $(node --version)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  echo "setup: npm ci (builds better-sqlite3 and fs-ext from source; about a minute)"
+  echo "setup: npm ci (builds better-sqlite3 from source; about a minute)"
   npm ci --no-audit --no-fund --loglevel=error
   echo "$want" > "$stamp"
+fi
+
+# berth's own addon (native/): mknod, xattrs, nanosecond utimensat, flock. node-gyp comes with npm.
+native_want="$(cat native/binding.gyp native/*.c | sha256sum | cut -d' ' -f1) $(node --version)"
+if [ ! -f native/build/Release/berth_native.node ] || [ "$(cat native/build/.stamp 2>/dev/null)" != "$native_want" ]; then
+  echo "setup: building native/ (node-gyp)"
+  gyp="$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js"
+  (cd native && node "$gyp" rebuild --nodedir=/usr --loglevel=error >/dev/null)
+  echo "$native_want" > native/build/.stamp
 fi
 
 npx tsc -p tsconfig.json

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { Session, type SessionOpts } from '../remotes/index.js';
-import { Berth, defaultRoot } from '../services/index.js';
+import { Berth, defaultRoot, type SnapshotterName } from '../services/index.js';
 import { type Format, parseFormat } from './output.js';
 import { berthVersion } from './version.js';
 
@@ -10,22 +10,25 @@ export interface Globals {
   namespace: string;
   format: Format;
   debug: boolean;
+  snapshotter?: SnapshotterName;
 }
 
 export function globalsOf(cmd: Command): Globals {
-  const o = cmd.optsWithGlobals() as { root?: string; namespace?: string; format?: string; debug?: boolean };
-  return {
+  const o = cmd.optsWithGlobals() as { root?: string; namespace?: string; format?: string; debug?: boolean; snapshotter?: SnapshotterName };
+  const g: Globals = {
     root: o.root || defaultRoot(),
     namespace: o.namespace || 'default',
     format: parseFormat(o.format ?? 'table'),
     debug: o.debug ?? false,
   };
+  if (o.snapshotter) g.snapshotter = o.snapshotter;
+  return g;
 }
 
 /** Opens the root for the duration of one command. */
 export async function withBerth<T>(cmd: Command, fn: (berth: Berth, g: Globals) => Promise<T>): Promise<T> {
   const g = globalsOf(cmd);
-  const berth = await Berth.open({ root: g.root });
+  const berth = await Berth.open({ root: g.root, ...(g.snapshotter ? { snapshotter: g.snapshotter } : {}) });
   try {
     return await fn(berth, g);
   } finally {

@@ -1,6 +1,7 @@
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { FailedPreconditionError, hasCode, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
-import { contentSize, mapLimit, type ResolvedImage, resolveImage } from '../images/index.js';
+import { chainIDs, contentSize, mapLimit, type ResolvedImage, resolveImage, unpack } from '../images/index.js';
 import type { Image, NamespaceScope } from '../metadata/index.js';
 import {
   type Digest,
@@ -13,6 +14,7 @@ import {
   platformMatcher,
   type Reference,
 } from '../oci/index.js';
+import { mountAll, type SnapshotInfo, type SnapshotService, unmount } from '../snapshots/index.js';
 import { example, withBerth } from './context.js';
 import { humanDuration, humanSize, printJSON, printListing } from './output.js';
 
@@ -21,10 +23,13 @@ interface Row {
   image: Image;
   ref?: Reference;
   resolved?: ResolvedImage;
+  /** The layer stacks of the image and, when all are unpacked, the sum of the layers' sizes (docker's number). */
+  chainIDs?: Digest[];
+  unpackedSize?: number;
   error?: string;
 }
 
-async function rows(ns: NamespaceScope): Promise<Row[]> {
+async function rows(ns: NamespaceScope, sn?: SnapshotService): Promise<Row[]> {
   const matcher = platformMatcher(hostPlatform());
   // Each image needs three small reads (index or manifest, manifest, config): overlap them.
   return mapLimit(ns.images.list(), 16, async (image) => {
@@ -36,12 +41,36 @@ async function rows(ns: NamespaceScope): Promise<Row[]> {
     }
     try {
       row.resolved = await resolveImage(ns.content, image.target, matcher);
+      row.chainIDs = chainIDs(row.resolved.config.value.rootfs.diff_ids);
+      if (sn) row.unpackedSize = unpackedSizeOf(sn, row.chainIDs);
     } catch (err) {
       if (!hasCode(err, 'NOT_FOUND') && !hasCode(err, 'INVALID_ARGUMENT')) throw err;
       row.error = (err as Error).message;
     }
     return row;
   });
+}
+
+/** Sum of the layers' unpacked sizes; undefined unless every layer stack is unpacked. */
+function unpackedSizeOf(sn: SnapshotService, chain: Digest[]): number | undefined {
+  let total = 0;
+  for (const c of chain) {
+    try {
+      total += sn.row(c).unpackedSize ?? 0;
+    } catch (err) {
+      if (hasCode(err, 'NOT_FOUND')) return undefined;
+      throw err;
+    }
+  }
+  return total;
+}
+
+/** The key of the view that `image mount` makes for a directory. */
+const mountKey = (target: string) => `mount:${target}`;
+
+function resolvedRow(r: Row, arg: string): Row & { resolved: ResolvedImage } {
+  if (!r.resolved) throw new FailedPreconditionError(`image "${arg}": ${r.error}`);
+  return r as Row & { resolved: ResolvedImage };
 }
 
 const idOf = (r: Row): Digest | undefined => r.resolved?.config.digest;
@@ -138,7 +167,8 @@ function inspectJSON(r: Row, all: Row[]): Record<string, unknown> {
       IndexDigest: r.resolved?.index?.digest ?? null,
       ManifestDigest: r.resolved?.manifestDesc.digest ?? null,
       ContentSize: r.resolved ? contentSize(r.resolved) : null,
-      UnpackedSize: null,
+      UnpackedSize: r.unpackedSize ?? null,
+      ChainIDs: r.chainIDs ?? [],
       Layers: r.resolved?.manifest.value.layers ?? [],
       ...(r.error ? { Error: r.error } : {}),
     },
@@ -148,7 +178,9 @@ function inspectJSON(r: Row, all: Row[]): Record<string, unknown> {
 export function registerImages(program: Command): void {
   const listAction = async (opts: { quiet?: boolean; digests?: boolean; trunc: boolean; filter: string[]; all?: boolean }, cmd: Command) =>
     withBerth(cmd, async (b, g) => {
-      const list = filterRows(await rows(b.namespace(g.namespace)), opts.filter).sort((a, z) => createdOf(z) - createdOf(a));
+      const list = filterRows(await rows(b.namespace(g.namespace), b.snapshotter(g.namespace)), opts.filter).sort(
+        (a, z) => createdOf(z) - createdOf(a),
+      );
       const id = (r: Row) => (idOf(r) ? (!opts.trunc ? (idOf(r) as string) : digestHex(idOf(r) as Digest).slice(0, 12)) : '<missing>');
       if (opts.quiet) {
         for (const x of new Set(list.map(id))) process.stdout.write(`${x}\n`);
@@ -167,7 +199,7 @@ export function registerImages(program: Command): void {
           id(r),
           createdOf(r) ? `${humanDuration(now - createdOf(r))} ago` : 'N/A',
           r.resolved ? humanSize(contentSize(r.resolved)) : '-',
-          '-',
+          r.unpackedSize !== undefined ? humanSize(r.unpackedSize) : '-',
         ],
         (r) => ({
           name: r.image.name,
@@ -177,7 +209,7 @@ export function registerImages(program: Command): void {
           id: idOf(r) ?? null,
           created: r.resolved?.config.value.created ?? null,
           contentSize: r.resolved ? contentSize(r.resolved) : null,
-          unpackedSize: null,
+          unpackedSize: r.unpackedSize ?? null,
           ...(r.error ? { error: r.error } : {}),
         }),
       );
@@ -215,7 +247,7 @@ export function registerImages(program: Command): void {
       .argument('<images...>')
       .action(async (args: string[], _o: unknown, cmd: Command) =>
         withBerth(cmd, async (b, g) => {
-          const all = await rows(b.namespace(g.namespace));
+          const all = await rows(b.namespace(g.namespace), b.snapshotter(g.namespace));
           printJSON(args.map((a) => inspectJSON(find(all, a)[0] as Row, all)));
         }),
       ),
@@ -264,6 +296,96 @@ export function registerImages(program: Command): void {
         }),
       ),
     'berth image history busybox',
+  );
+
+  example(
+    image
+      .command('unpack')
+      .description("Unpack an image's layers into snapshots (pull does this unless --no-unpack)")
+      .argument('<image>')
+      .action(async (arg: string, _o: unknown, cmd: Command) =>
+        withBerth(cmd, async (b, g) => {
+          const ns = b.namespace(g.namespace);
+          const sn = b.snapshotter(g.namespace);
+          const r = resolvedRow(find(await rows(ns), arg)[0] as Row, arg);
+          process.stdout.write(`unpacking ${r.image.name} (${r.image.target.digest})...`);
+          const res = await ns.leases.withLease(
+            (lease) =>
+              unpack(ns.content, sn, r.resolved.manifestDesc, {
+                onSnapshot: (key) => ns.leases.addResource(lease.id, { type: `snapshots/${sn.driver}`, id: key }),
+              }),
+            { expiresIn: 24 * 3_600_000 },
+          );
+          process.stdout.write(`done: ${res.applied} of ${res.chainIDs.length} layers applied (${sn.driver})\n`);
+        }),
+      ),
+    'berth image unpack busybox',
+    'berth --snapshotter native image unpack busybox',
+  );
+
+  example(
+    image
+      .command('mount')
+      .description("Mount an image's filesystem read-only on a directory (unpacking it first when needed)")
+      .argument('<image>')
+      .argument('<dir>')
+      .action(async (arg: string, dir: string, _o: unknown, cmd: Command) =>
+        withBerth(cmd, async (b, g) => {
+          const ns = b.namespace(g.namespace);
+          const sn = b.snapshotter(g.namespace);
+          const r = resolvedRow(find(await rows(ns), arg)[0] as Row, arg);
+          const target = resolve(dir);
+          const key = mountKey(target);
+          await ns.leases.withLease(
+            async (lease) => {
+              const done = await unpack(ns.content, sn, r.resolved.manifestDesc, {
+                onSnapshot: (k) => ns.leases.addResource(lease.id, { type: `snapshots/${sn.driver}`, id: k }),
+              });
+              const top = done.chainIDs[done.chainIDs.length - 1];
+              const mounts = await sn.view(key, {
+                ...(top ? { parent: top } : {}),
+                labels: { 'berth.io/mount-target': target, 'berth.io/image': r.image.name },
+              });
+              try {
+                await mountAll(mounts, target);
+              } catch (err) {
+                await sn.remove(key);
+                throw err;
+              }
+            },
+            { expiresIn: 3_600_000 },
+          );
+          process.stdout.write(`${target}\n`);
+        }),
+      ),
+    'berth image mount busybox /mnt/busybox',
+  );
+
+  example(
+    image
+      .command('unmount')
+      .alias('umount')
+      .description('Unmount a directory that image mount mounted, and drop its view')
+      .argument('<dir>')
+      .action(async (dir: string, _o: unknown, cmd: Command) =>
+        withBerth(cmd, async (b, g) => {
+          const target = resolve(dir);
+          const sn = b.snapshotter(g.namespace);
+          const key = mountKey(target);
+          let info: SnapshotInfo;
+          try {
+            info = await sn.stat(key);
+          } catch (err) {
+            if (hasCode(err, 'NOT_FOUND'))
+              throw new NotFoundError(`unmount "${target}": not mounted by berth image mount (namespace "${g.namespace}")`);
+            throw err;
+          }
+          if (info.kind === 'view') await unmount(target);
+          await sn.remove(key);
+          process.stdout.write(`${target}\n`);
+        }),
+      ),
+    'berth image unmount /mnt/busybox',
   );
 
   const tagAction = async (src: string, dst: string, _o: unknown, cmd: Command) =>

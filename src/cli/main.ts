@@ -5,6 +5,7 @@ import { registerContent } from './content.js';
 import { registerImages } from './images.js';
 import { registerNamespace } from './namespace.js';
 import { registerRegistry } from './registry.js';
+import { registerSnapshot } from './snapshot.js';
 import { registerSystem } from './system.js';
 import { berthVersion } from './version.js';
 
@@ -16,6 +17,11 @@ export function buildProgram(): Command {
     .addOption(new Option('--root <dir>', 'root directory (default: /var/lib/berth as root, else $XDG_DATA_HOME/berth)').env('BERTH_ROOT'))
     .addOption(new Option('-n, --namespace <name>', 'namespace').env('BERTH_NAMESPACE').default('default'))
     .addOption(new Option('--format <format>', 'output format of listings').choices(['table', 'json']).default('table'))
+    .addOption(
+      new Option('--snapshotter <name>', 'snapshotter (default: overlayfs where the kernel supports it, else native)')
+        .choices(['overlayfs', 'native'])
+        .env('BERTH_SNAPSHOTTER'),
+    )
     .option('--debug', 'print stack traces with errors')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
@@ -25,6 +31,7 @@ export function buildProgram(): Command {
   registerImages(program);
   registerNamespace(program);
   registerContent(program);
+  registerSnapshot(program);
   registerSystem(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { berth, fails, ok } from '../testutil/cli.js';
 import { type Corpus, pushCorpus } from '../testutil/corpus.js';
-import { skopeoCopy, skopeoRaw, umociImage } from '../testutil/peers.js';
+import { sh, skopeoCopy, skopeoRaw, umociImage } from '../testutil/peers.js';
 import { startRegistry, type TestRegistry } from '../testutil/registry.js';
 
 const sha = (s: string) => `sha256:${createHash('sha256').update(s).digest('hex')}`;
@@ -27,6 +27,19 @@ after(async () => {
 
 const rootFor = async () => join(await mkdtemp(join(work, 'r-')), 'root');
 
+/** docker's unpacked size, counted by GNU tar: the regular files' sizes in every layer of the image. */
+async function filesSizeByTar(ref: string): Promise<number> {
+  const dir = await mkdtemp(join(work, 'tar-count-'));
+  await skopeoCopy(`docker://${ref}`, `dir:${dir}`);
+  const manifest = JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as { layers: { digest: string }[] };
+  let total = 0;
+  for (const l of manifest.layers) {
+    const listing = await sh('tar', ['-tvzf', join(dir, l.digest.slice(7))]);
+    for (const line of listing.split('\n')) if (line.startsWith('-')) total += Number(line.split(/ +/)[2]);
+  }
+  return total;
+}
+
 describe('cli registry commands', () => {
   test('cli pull, images, image inspect, history, manifest inspect', async () => {
     const root = await rootFor();
@@ -46,7 +59,7 @@ describe('cli registry commands', () => {
 
     const table = ok(await berth(root, ['images']), 'images').stdout;
     assert.match(table, /^REPOSITORY +TAG +IMAGE ID +CREATED +CONTENT SIZE +UNPACKED SIZE\n/);
-    assert.match(table, new RegExp(`${registry.host}/corpus/oci +gzip +${imageId.slice(7, 19)} +.+ago +\\S+ +-\\n`));
+    assert.match(table, new RegExp(`${registry.host}/corpus/oci +gzip +${imageId.slice(7, 19)} +.+ago +\\S+ +\\S+\\n`));
     const json = JSON.parse(ok(await berth(root, ['images', '--format', 'json']), 'images json').stdout);
     const manifestBytes = Buffer.from(await skopeoRaw(`docker://${ref}`, 'manifest'));
     const m = JSON.parse(manifestBytes.toString()) as { config: { size: number }; layers: { size: number }[] };
@@ -58,7 +71,7 @@ describe('cli registry commands', () => {
       id: imageId,
       created: json[0].created,
       contentSize: manifestBytes.length + m.config.size + m.layers.reduce((n, l) => n + l.size, 0),
-      unpackedSize: null,
+      unpackedSize: await filesSizeByTar(ref),
     });
     assert.match(ok(await berth(root, ['images', '--digests']), 'digests').stdout, new RegExp(`DIGEST.+\\n.+${manifestDigest}`));
     assert.equal(ok(await berth(root, ['images', '-q']), '-q').stdout, `${imageId.slice(7, 19)}\n`);
@@ -71,6 +84,10 @@ describe('cli registry commands', () => {
     assert.equal(inspect.Os, 'linux');
     assert.equal(inspect.Berth.ManifestDigest, manifestDigest);
     assert.equal(inspect.RootFS.Layers.length, 2);
+    assert.equal(inspect.Berth.UnpackedSize, json[0].unpackedSize);
+    assert.equal(inspect.Berth.ChainIDs.length, 2);
+    assert.equal(inspect.Berth.ChainIDs[0], inspect.RootFS.Layers[0]);
+    assert.equal(inspect.Berth.ChainIDs[1], sha(`${inspect.RootFS.Layers[0]} ${inspect.RootFS.Layers[1]}`));
     // by short ID too
     assert.equal(JSON.parse(ok(await berth(root, ['image', 'inspect', imageId.slice(7, 19)]), 'inspect id').stdout)[0].Id, imageId);
 

@@ -52,11 +52,18 @@ export function registerRegistry(program: Command): void {
         .option('--platform <os/arch[/variant]>', "the platform to pull from a multi-platform image (default: this host's)")
         .option('-a, --all-platforms', 'pull every platform of a multi-platform image')
         .option('-q, --quiet', 'print only the image reference')
+        .option('--no-unpack', 'only fetch the content; do not unpack the layers into snapshots')
         .option('--max-concurrent-downloads <n>', 'blobs downloaded at once', '3'),
     ).action(
       async (
         ref: string,
-        opts: RegistryFlags & { platform?: string; allPlatforms?: boolean; quiet?: boolean; maxConcurrentDownloads: string },
+        opts: RegistryFlags & {
+          platform?: string;
+          allPlatforms?: boolean;
+          quiet?: boolean;
+          unpack: boolean;
+          maxConcurrentDownloads: string;
+        },
         cmd: Command,
       ) =>
         withBerth(cmd, async (b, g) => {
@@ -75,6 +82,7 @@ export function registerRegistry(program: Command): void {
               concurrency,
               ...(opts.platform ? { platform: parsePlatform(opts.platform) } : {}),
               ...(opts.allPlatforms ? { allPlatforms: true } : {}),
+              ...(opts.unpack && !opts.allPlatforms ? { unpack: b.snapshotter(g.namespace) } : {}),
               onEvent: transferView(opts.quiet ?? false, 'pull'),
             });
             if (!opts.quiet) {

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, fstatSync, linkSync, openSync, statSync, unlinkSync } from 'node:fs';
 import { chmod, type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { flockSync } from 'fs-ext';
 import {
   AlreadyExistsError,
   FailedPreconditionError,
@@ -23,6 +22,7 @@ import {
   isDigest,
   parseDigest,
 } from '../oci/index.js';
+import { flock } from '../sys/index.js';
 import { syncDirSync } from './fs-util.js';
 import type { BlobReader, Info, IngestStatus, Labels, Opts, Store, Writer, WriterOpts } from './store.js';
 
@@ -277,7 +277,7 @@ async function lockIngest(dir: string, ref: string): Promise<number> {
       throw err;
     }
     try {
-      flockSync(fd, 'exnb');
+      flock(fd, 'ex', true);
     } catch (err) {
       closeSync(fd);
       if ((err as NodeJS.ErrnoException).code === 'EAGAIN' || (err as NodeJS.ErrnoException).code === 'EWOULDBLOCK') {

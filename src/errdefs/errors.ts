@@ -104,3 +104,14 @@ export function hasCode(err: unknown, code: ErrorCode): boolean {
 export function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw new AbortedError('operation aborted', { cause: signal.reason });
 }
+
+/** The same kind of error with context in front, e.g. `unpack layer sha256:…: <message>`; the original is the cause. */
+export function withContext(err: unknown, context: string): Error {
+  if (err instanceof BerthError) {
+    const Kind = err.constructor as new (message: string, options?: ErrorOptions) => BerthError;
+    return new Kind(`${context}: ${err.message}`, { cause: err });
+  }
+  const e = new Error(`${context}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === undefined ? e : Object.assign(e, { code });
+}

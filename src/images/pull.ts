@@ -12,8 +12,10 @@ import {
   type Reference,
 } from '../oci/index.js';
 import { Repository, type Session } from '../remotes/index.js';
+import type { SnapshotService } from '../snapshots/index.js';
 import { matchingManifests, readIndex, readManifest } from './image.js';
 import { fetchInto, mapLimit, type TransferOpts } from './transfer.js';
+import { type UnpackEvent, type UnpackResult, unpack } from './unpack.js';
 
 export interface PullOpts extends TransferOpts {
   session: Session;
@@ -23,6 +25,9 @@ export interface PullOpts extends TransferOpts {
   allPlatforms?: boolean;
   /** Blobs downloaded at once (default 3, as docker). */
   concurrency?: number;
+  /** Unpack the platform's layers into this snapshotter as they arrive. */
+  unpack?: SnapshotService;
+  onUnpackEvent?: (e: UnpackEvent) => void;
 }
 
 export interface PullResult {
@@ -33,6 +38,7 @@ export interface PullResult {
   /** Blobs transferred, and found already present. */
   downloaded: number;
   existing: number;
+  unpacked?: UnpackResult;
 }
 
 /**
@@ -52,11 +58,13 @@ export async function pull(ns: NamespaceScope, ref: string | Reference, opts: Pu
       opts.onEvent?.({ type: 'resolved', name, desc: target });
       let downloaded = 0;
       let existing = 0;
+      const arrivals = new Arrivals();
       const fetch = async (desc: Descriptor) => {
         ns.leases.addResource(lease.id, { type: 'content', id: desc.digest });
         const r = await fetchInto(ns.content, repo, desc, opts);
         if (r.created) downloaded++;
         else existing++;
+        arrivals.arrived(desc.digest);
       };
       await fetch(target);
       let manifests = [target];
@@ -68,14 +76,63 @@ export async function pull(ns: NamespaceScope, ref: string | Reference, opts: Pu
           throw new NotFoundError(`pull "${name}": no matching manifest for ${formatPlatform(platform)} in the manifest list entries`);
         }
       }
-      for (const m of manifests) {
-        if (m !== target) await fetch(m);
-        const manifest = await readManifest(ns.content, m, opts);
-        await mapLimit([manifest.value.config, ...manifest.value.layers], opts.concurrency ?? 3, fetch);
+      const sn = opts.unpack;
+      const unpacking =
+        sn && manifests.length === 1
+          ? unpack(ns.content, sn, manifests[0] as Descriptor, {
+              ...opts,
+              ready: (d) => arrivals.wait(d.digest),
+              onEvent: opts.onUnpackEvent,
+              onSnapshot: (key) => ns.leases.addResource(lease.id, { type: `snapshots/${sn.driver}`, id: key }),
+            })
+          : undefined;
+      unpacking?.catch(() => {});
+      try {
+        for (const m of manifests) {
+          if (m !== target) await fetch(m);
+          const manifest = await readManifest(ns.content, m, opts);
+          await mapLimit([manifest.value.config, ...manifest.value.layers], opts.concurrency ?? 3, fetch);
+        }
+      } catch (err) {
+        arrivals.fail(err);
+        await unpacking?.catch(() => {});
+        throw err;
       }
+      const unpacked = await unpacking;
       const image = ns.images.put({ name, target });
-      return { image, reference, manifests, downloaded, existing };
+      const result: PullResult = { image, reference, manifests, downloaded, existing };
+      if (unpacked) result.unpacked = unpacked;
+      return result;
     },
     { expiresIn: 24 * 3_600_000, labels: { 'berth.pull': name } },
   );
+}
+
+/** Blobs a pull has fetched, for an unpack that waits on them. */
+class Arrivals {
+  readonly #done = new Set<string>();
+  readonly #waiting = new Map<string, { resolve: () => void; reject: (e: unknown) => void }[]>();
+  #failed: unknown;
+
+  arrived(digest: string): void {
+    this.#done.add(digest);
+    for (const w of this.#waiting.get(digest) ?? []) w.resolve();
+    this.#waiting.delete(digest);
+  }
+
+  fail(err: unknown): void {
+    this.#failed = err ?? new Error('pull failed');
+    for (const ws of this.#waiting.values()) for (const w of ws) w.reject(this.#failed);
+    this.#waiting.clear();
+  }
+
+  wait(digest: string): Promise<void> {
+    if (this.#done.has(digest)) return Promise.resolve();
+    if (this.#failed !== undefined) return Promise.reject(this.#failed);
+    return new Promise((resolve, reject) => {
+      const ws = this.#waiting.get(digest) ?? [];
+      ws.push({ resolve, reject });
+      this.#waiting.set(digest, ws);
+    });
+  }
 }

@@ -56,6 +56,35 @@ const migrations: readonly string[] = [
   ) STRICT;
   INSERT INTO namespaces (name, created_at, updated_at) VALUES ('default', unixepoch('subsec') * 1000, unixepoch('subsec') * 1000);
   `,
+  // Snapshots: one row per snapshot a driver stores (committed layer stacks are named by chainID and
+  // shared by all namespaces); snapshot_refs are the names under which each namespace sees them.
+  `
+  CREATE TABLE snapshots (
+    id INTEGER PRIMARY KEY,
+    driver TEXT NOT NULL,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('active', 'view', 'committed')),
+    parent INTEGER REFERENCES snapshots(id),
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    size INTEGER,
+    inodes INTEGER,
+    unpacked_size INTEGER,
+    UNIQUE (driver, name)
+  ) STRICT;
+  CREATE INDEX snapshots_parent ON snapshots(parent);
+  CREATE TABLE snapshot_refs (
+    namespace TEXT NOT NULL REFERENCES namespaces(name),
+    driver TEXT NOT NULL,
+    key TEXT NOT NULL,
+    snapshot INTEGER NOT NULL REFERENCES snapshots(id),
+    labels TEXT NOT NULL DEFAULT '{}',
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, driver, key)
+  ) STRICT;
+  CREATE INDEX snapshot_refs_snapshot ON snapshot_refs(snapshot);
+  `,
 ];
 
 export const schemaVersion = migrations.length;

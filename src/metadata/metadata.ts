@@ -5,6 +5,7 @@ import { validateIdentifier } from './identifiers.js';
 import { ImageStore } from './images.js';
 import { LeaseManager } from './leases.js';
 import { NamespaceStore } from './namespaces.js';
+import { SnapshotRecords } from './snapshots.js';
 
 /** The stores of one namespace; nothing is ambient: every call names its namespace through this. */
 export interface NamespaceScope {
@@ -12,6 +13,8 @@ export interface NamespaceScope {
   readonly images: ImageStore;
   readonly content: NamespacedContentStore;
   readonly leases: LeaseManager;
+  /** The snapshot records of one snapshotter (driver) in this namespace. */
+  snapshots(driver: string): SnapshotRecords;
 }
 
 /** The metadata of one root: namespaces, images, content references and leases. */
@@ -34,6 +37,7 @@ export class Metadata {
       images: new ImageStore(this.db, this.namespaces, name),
       content: new NamespacedContentStore(this.db, this.#local, this.namespaces, name),
       leases: new LeaseManager(this.db, this.namespaces, name),
+      snapshots: (driver) => new SnapshotRecords(this.db, this.namespaces, name, driver),
     };
   }
 

@@ -24,7 +24,7 @@ const toNamespace = (r: Row): Namespace => ({
 });
 
 /** The tables that hold objects of a namespace; one with rows keeps the namespace from removal. */
-const ownedTables = ['images', 'blobs', 'leases'] as const;
+const ownedTables = { images: 'image', blobs: 'blob', leases: 'lease', snapshot_refs: 'snapshot' } as const;
 
 /** Namespaces partition images, content references and leases, as in containerd. */
 export class NamespaceStore {
@@ -90,11 +90,14 @@ export class NamespaceStore {
   remove(name: string): void {
     this.#db.immediate(() => {
       this.get(name);
-      const held = ownedTables
-        .map((t) => [t, (this.#db.stmt(`SELECT count(*) AS n FROM ${t} WHERE namespace = ?`).get(name) as { n: number }).n] as const)
+      const held = Object.entries(ownedTables)
+        .map(
+          ([t, noun]) =>
+            [noun, (this.#db.stmt(`SELECT count(*) AS n FROM ${t} WHERE namespace = ?`).get(name) as { n: number }).n] as const,
+        )
         .filter(([, n]) => n > 0);
       if (held.length > 0) {
-        const what = held.map(([t, n]) => `${n} ${t === 'blobs' ? 'blob' : t.slice(0, -1)}${n === 1 ? '' : 's'}`).join(', ');
+        const what = held.map(([noun, n]) => `${n} ${noun}${n === 1 ? '' : 's'}`).join(', ');
         throw new FailedPreconditionError(`remove namespace "${name}": not empty (${what})`);
       }
       this.#db.stmt('DELETE FROM namespaces WHERE name = ?').run(name);

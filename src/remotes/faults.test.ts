@@ -200,7 +200,9 @@ test('fault: a berth pull process killed mid-layer resumes from what it stored o
     'data',
   );
   const ingestBytes = async () => (await stat(layerIngest).catch(() => undefined))?.size ?? 0;
-  const p = spawn(process.execPath, [berthMain, '--root', f.dir, 'pull', '-q', `${f.host}/fault/app:1`], { stdio: 'ignore' });
+  const p = spawn(process.execPath, [berthMain, '--root', f.dir, 'pull', '--no-unpack', '-q', `${f.host}/fault/app:1`], {
+    stdio: 'ignore',
+  });
   const closed = new Promise((r) => p.on('close', r));
   while ((await ingestBytes()) < 2 << 20) await new Promise((r) => setTimeout(r, 20));
   p.kill('SIGKILL');
@@ -208,7 +210,7 @@ test('fault: a berth pull process killed mid-layer resumes from what it stored o
   // What the killed process had written to disk: the next run must ask for the rest only.
   const stored = await ingestBytes();
   assert.ok(stored >= 2 << 20);
-  const again = spawn(process.execPath, [berthMain, '--root', f.dir, 'pull', '-q', `${f.host}/fault/app:1`], {
+  const again = spawn(process.execPath, [berthMain, '--root', f.dir, 'pull', '--no-unpack', '-q', `${f.host}/fault/app:1`], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';

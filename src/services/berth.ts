@@ -2,11 +2,18 @@ import { mkdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LocalStore } from '../content/index.js';
+import { InvalidArgumentError } from '../errdefs/index.js';
 import { Metadata, type NamespaceScope } from '../metadata/index.js';
+import { type Driver, NativeDriver, OverlayDriver, overlaySupported, SnapshotService } from '../snapshots/index.js';
+
+export const snapshotterNames = ['overlayfs', 'native'] as const;
+export type SnapshotterName = (typeof snapshotterNames)[number];
 
 export interface OpenBerthOpts {
   /** The root directory; see {@link defaultRoot}. */
   root?: string;
+  /** overlayfs where the kernel allows the mount here (root, a filesystem that takes it), else native. */
+  snapshotter?: SnapshotterName;
 }
 
 /** `/var/lib/berth` for root, else `$XDG_DATA_HOME/berth` (`~/.local/share/berth`). */
@@ -24,11 +31,14 @@ export class Berth implements Disposable {
   readonly root: string;
   readonly content: LocalStore;
   readonly metadata: Metadata;
+  /** The snapshotter this root uses by default. */
+  readonly snapshotterName: SnapshotterName;
 
-  private constructor(root: string, content: LocalStore, metadata: Metadata) {
+  private constructor(root: string, content: LocalStore, metadata: Metadata, snapshotter: SnapshotterName) {
     this.root = root;
     this.content = content;
     this.metadata = metadata;
+    this.snapshotterName = snapshotter;
   }
 
   /** Opens (creating when needed) the root directory. */
@@ -38,7 +48,18 @@ export class Berth implements Disposable {
     const content = new LocalStore(join(root, 'content'));
     await content.init();
     const metadata = new Metadata(join(root, 'metadata.db'), content);
-    return new Berth(root, content, metadata);
+    if (opts.snapshotter !== undefined && !snapshotterNames.includes(opts.snapshotter)) {
+      throw new InvalidArgumentError(`unknown snapshotter "${opts.snapshotter}" (want ${snapshotterNames.join(' or ')})`);
+    }
+    const snapshotter = opts.snapshotter ?? ((await overlaySupported(root)) ? 'overlayfs' : 'native');
+    return new Berth(root, content, metadata, snapshotter);
+  }
+
+  /** The snapshots of namespace `ns` under one snapshotter (this root's default unless named). */
+  snapshotter(ns: string, name: SnapshotterName = this.snapshotterName): SnapshotService {
+    const dir = join(this.root, 'snapshots', name);
+    const driver: Driver = name === 'overlayfs' ? new OverlayDriver(dir) : new NativeDriver(dir);
+    return new SnapshotService(this.metadata.namespace(ns).snapshots(name), driver);
   }
 
   /** The stores of namespace `name`. @throws InvalidArgumentError for a bad name */

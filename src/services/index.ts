@@ -1,1 +1,1 @@
-export { Berth, defaultRoot, type OpenBerthOpts } from './berth.js';
+export { Berth, defaultRoot, type OpenBerthOpts, type SnapshotterName, snapshotterNames } from './berth.js';

@@ -1,0 +1,217 @@
+// System calls Node does not offer: mknod, l*xattr, utimensat with nanoseconds, flock.
+// Each function is synchronous and throws an Error shaped like Node's own (code, errno, syscall, path).
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <node_api.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+
+#define CHECK(call)                                                   \
+  do {                                                                \
+    if ((call) != napi_ok) {                                          \
+      napi_throw_error(env, NULL, "berth_native: bad arguments");     \
+      return NULL;                                                    \
+    }                                                                 \
+  } while (0)
+
+static const char *errno_code(int e) {
+  switch (e) {
+    case EEXIST: return "EEXIST";
+    case ENOENT: return "ENOENT";
+    case EPERM: return "EPERM";
+    case EACCES: return "EACCES";
+    case ENOTDIR: return "ENOTDIR";
+    case EISDIR: return "EISDIR";
+    case EINVAL: return "EINVAL";
+    case ENOSPC: return "ENOSPC";
+    case ENOTSUP: return "ENOTSUP";
+    case ENODATA: return "ENODATA";
+    case ERANGE: return "ERANGE";
+    case EWOULDBLOCK: return "EWOULDBLOCK";
+    case EBADF: return "EBADF";
+    case ELOOP: return "ELOOP";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case EROFS: return "EROFS";
+    default: return "EIO";
+  }
+}
+
+static napi_value throw_errno(napi_env env, const char *syscall, const char *path) {
+  int e = errno;
+  char msg[4200];
+  if (path)
+    snprintf(msg, sizeof msg, "%s: %s, %s '%s'", errno_code(e), strerror(e), syscall, path);
+  else
+    snprintf(msg, sizeof msg, "%s: %s, %s", errno_code(e), strerror(e), syscall);
+  napi_value m, err, v;
+  napi_create_string_utf8(env, msg, NAPI_AUTO_LENGTH, &m);
+  napi_create_error(env, NULL, m, &err);
+  napi_create_string_utf8(env, errno_code(e), NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, err, "code", v);
+  napi_create_int32(env, -e, &v);
+  napi_set_named_property(env, err, "errno", v);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &v);
+  napi_set_named_property(env, err, "syscall", v);
+  if (path) {
+    napi_create_string_utf8(env, path, NAPI_AUTO_LENGTH, &v);
+    napi_set_named_property(env, err, "path", v);
+  }
+  napi_throw(env, err);
+  return NULL;
+}
+
+// Copies a JS string argument into a heap buffer; the caller frees it.
+static char *get_string(napi_env env, napi_value v) {
+  size_t len;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
+  char *s = malloc(len + 1);
+  if (!s) return NULL;
+  napi_get_value_string_utf8(env, v, s, len + 1, &len);
+  return s;
+}
+
+static napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+// mknod(path, mode, major, minor)
+static napi_value js_mknod(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  uint32_t mode, major, minor;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_value_uint32(env, argv[1], &mode));
+  CHECK(napi_get_value_uint32(env, argv[2], &major));
+  CHECK(napi_get_value_uint32(env, argv[3], &minor));
+  char *path = get_string(env, argv[0]);
+  if (!path) { napi_throw_error(env, NULL, "berth_native: bad path"); return NULL; }
+  int rc = mknod(path, mode, makedev(major, minor));
+  napi_value r = rc == 0 ? undefined(env) : throw_errno(env, "mknod", path);
+  free(path);
+  return r;
+}
+
+// lutimes(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec): utimensat without following a final symlink.
+static napi_value js_lutimes(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  int64_t as, an, ms, mn;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_value_int64(env, argv[1], &as));
+  CHECK(napi_get_value_int64(env, argv[2], &an));
+  CHECK(napi_get_value_int64(env, argv[3], &ms));
+  CHECK(napi_get_value_int64(env, argv[4], &mn));
+  char *path = get_string(env, argv[0]);
+  if (!path) { napi_throw_error(env, NULL, "berth_native: bad path"); return NULL; }
+  struct timespec ts[2] = {{.tv_sec = as, .tv_nsec = an}, {.tv_sec = ms, .tv_nsec = mn}};
+  int rc = utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
+  napi_value r = rc == 0 ? undefined(env) : throw_errno(env, "utimensat", path);
+  free(path);
+  return r;
+}
+
+// lsetxattr(path, name, value: Buffer)
+static napi_value js_lsetxattr(napi_env env, napi_callback_info info) {
+  size_t argc = 3, len;
+  napi_value argv[3];
+  void *data;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_buffer_info(env, argv[2], &data, &len));
+  char *path = get_string(env, argv[0]);
+  char *name = get_string(env, argv[1]);
+  napi_value r;
+  if (!path || !name) { napi_throw_error(env, NULL, "berth_native: bad path"); r = NULL; }
+  else r = lsetxattr(path, name, data, len, 0) == 0 ? undefined(env) : throw_errno(env, "lsetxattr", path);
+  free(path);
+  free(name);
+  return r;
+}
+
+// lgetxattr(path, name) → Buffer, or undefined when the attribute is absent
+static napi_value js_lgetxattr(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], r = NULL;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = get_string(env, argv[0]);
+  char *name = get_string(env, argv[1]);
+  if (!path || !name) { napi_throw_error(env, NULL, "berth_native: bad path"); goto out; }
+  for (;;) {
+    ssize_t n = lgetxattr(path, name, NULL, 0);
+    if (n < 0) { r = errno == ENODATA ? undefined(env) : throw_errno(env, "lgetxattr", path); break; }
+    void *buf;
+    napi_value b;
+    CHECK(napi_create_buffer(env, n, &buf, &b));
+    ssize_t got = n == 0 ? 0 : lgetxattr(path, name, buf, n);
+    if (got < 0 && errno == ERANGE) continue;  // grew in between
+    if (got < 0) { r = throw_errno(env, "lgetxattr", path); break; }
+    r = b;
+    break;
+  }
+out:
+  free(path);
+  free(name);
+  return r;
+}
+
+// llistxattr(path) → string[]
+static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], r = NULL;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = get_string(env, argv[0]);
+  if (!path) { napi_throw_error(env, NULL, "berth_native: bad path"); return NULL; }
+  for (;;) {
+    ssize_t n = llistxattr(path, NULL, 0);
+    if (n < 0) { r = throw_errno(env, "llistxattr", path); break; }
+    char *buf = malloc(n + 1);
+    ssize_t got = n == 0 ? 0 : llistxattr(path, buf, n);
+    if (got < 0 && errno == ERANGE) { free(buf); continue; }
+    if (got < 0) { free(buf); r = throw_errno(env, "llistxattr", path); break; }
+    napi_create_array(env, &r);
+    uint32_t i = 0;
+    for (ssize_t off = 0; off < got;) {
+      size_t l = strnlen(buf + off, got - off);
+      napi_value s;
+      napi_create_string_utf8(env, buf + off, l, &s);
+      napi_set_element(env, r, i++, s);
+      off += l + 1;
+    }
+    free(buf);
+    break;
+  }
+  free(path);
+  return r;
+}
+
+// flock(fd, operation): LOCK_SH 1, LOCK_EX 2, LOCK_NB 4, LOCK_UN 8
+static napi_value js_flock(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t fd, op;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  CHECK(napi_get_value_int32(env, argv[1], &op));
+  return flock(fd, op) == 0 ? undefined(env) : throw_errno(env, "flock", NULL);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL},
+      {"lutimes", NULL, js_lutimes, NULL, NULL, NULL, napi_default, NULL},
+      {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_default, NULL},
+      {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_default, NULL},
+      {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_default, NULL},
+      {"flock", NULL, js_flock, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,110 @@
+import { spawn } from 'node:child_process';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { InvalidArgumentError } from '../errdefs/index.js';
+import { type Compression, layerCompressionOf } from '../oci/index.js';
+
+const MAGIC: Record<Exclude<Compression, 'none'>, number[]> = {
+  gzip: [0x1f, 0x8b],
+  zstd: [0x28, 0xb5, 0x2f, 0xfd],
+};
+
+/** The compression its bytes show: gzip, zstd, or none (a tar). */
+export function detectCompression(head: Uint8Array): Compression {
+  for (const [kind, magic] of Object.entries(MAGIC)) {
+    if (magic.every((b, i) => head[i] === b)) return kind as Compression;
+  }
+  return 'none';
+}
+
+const CHUNK = 256 * 1024;
+
+/**
+ * Decompresses a layer blob as its media type says, after checking the first bytes agree.
+ * gzip runs in zlib (off the main thread); zstd through the `zstd` program, since Node 20 has no zstd.
+ * @throws InvalidArgumentError when the media type and the magic bytes disagree
+ */
+export async function* decompress(
+  source: AsyncIterable<Uint8Array>,
+  mediaType: string,
+  opts: { signal?: AbortSignal } = {},
+): AsyncGenerator<Uint8Array> {
+  const declared = layerCompressionOf(mediaType);
+  if (declared === undefined) throw new InvalidArgumentError(`"${mediaType}" is not a layer media type`);
+  const it = source[Symbol.asyncIterator]();
+  let first = await it.next();
+  while (!first.done && first.value.length < 4) {
+    const more = await it.next();
+    if (more.done) break;
+    first = { done: false, value: Buffer.concat([first.value, more.value]) };
+  }
+  const head = first.done ? new Uint8Array(0) : first.value;
+  const actual = detectCompression(head);
+  if (actual !== declared && !(declared === 'none' && head.length === 0)) {
+    throw new InvalidArgumentError(
+      `layer is ${actual === 'none' ? 'not compressed' : actual} but its media type "${mediaType}" says ${declared}`,
+    );
+  }
+  async function* rest() {
+    if (!first.done) yield first.value;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  }
+  if (actual === 'none') {
+    yield* rest();
+    return;
+  }
+  if (actual === 'gzip') {
+    const gunzip = createGunzip({ chunkSize: CHUNK });
+    let feedErr: Error | undefined;
+    const feeding = pipeline(Readable.from(rest(), { objectMode: false }), gunzip, { signal: opts.signal }).catch((err) => {
+      feedErr = err;
+    });
+    try {
+      for await (const chunk of gunzip) yield chunk as Buffer;
+    } catch (err) {
+      await feeding;
+      // The source's own failure (a digest mismatch, a dropped connection) wins over what zlib saw.
+      if (feedErr && (feedErr as NodeJS.ErrnoException).code?.startsWith('Z_') !== true) throw feedErr;
+      throw new InvalidArgumentError(`gzip: ${(err as Error).message}`, { cause: err });
+    } finally {
+      gunzip.destroy();
+      await feeding;
+    }
+    return;
+  }
+  yield* zstdDecompress(rest(), opts);
+}
+
+async function* zstdDecompress(source: AsyncIterable<Uint8Array>, opts: { signal?: AbortSignal }): AsyncGenerator<Uint8Array> {
+  const child = spawn('zstd', ['-d', '-c', '-q', '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'], signal: opts.signal });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (s: string) => {
+    if (stderr.length < 4096) stderr += s;
+  });
+  const exited = new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolve(code));
+  });
+  exited.catch(() => {});
+  const feeding = pipeline(Readable.from(source), child.stdin).catch((err) => err as Error);
+  let done = false;
+  try {
+    for await (const chunk of child.stdout) yield chunk as Buffer;
+    const feedErr = await feeding;
+    const code = await exited;
+    if (feedErr instanceof Error && feedErr.message !== 'write EPIPE') throw feedErr;
+    if (code !== 0) throw new InvalidArgumentError(`zstd: ${stderr.trim() || `exit code ${code}`}`);
+    done = true;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new InvalidArgumentError('zstd layers need the "zstd" program', { cause: err });
+    throw err;
+  } finally {
+    if (!done) child.kill();
+  }
+}

@@ -1,0 +1,14 @@
+export {
+  type ApplyOpts,
+  type ApplyResult,
+  applyLayer,
+  entryComponents,
+  OPAQUE_MARKER,
+  OVERLAY_OPAQUE_XATTR,
+  WHITEOUT_PREFIX,
+} from './apply.js';
+export { decompress, detectCompression } from './compression.js';
+export { canChown, copyEntry, deviceNumbers, isWhiteout, lstatOrUndefined, timesOf, xattrsOf } from './fs-meta.js';
+export type { EntryType, SparseSegment, TarHeader } from './tar/header.js';
+export { parsePaxTime, type ReadTarOpts, readTar, type TarEntry } from './tar/reader.js';
+export { encodeHeader, TAR_END, tarPadding } from './tar/writer.js';

@@ -1,0 +1,35 @@
+import type { Timespec } from '../../sys/index.js';
+
+export const BLOCK = 512;
+
+export type EntryType = 'file' | 'dir' | 'symlink' | 'link' | 'char' | 'block' | 'fifo';
+
+/** A data segment of a sparse file; everything between segments is a hole. */
+export interface SparseSegment {
+  offset: number;
+  length: number;
+}
+
+/** One tar member's metadata, with the PAX and GNU extensions already folded in. */
+export interface TarHeader {
+  /** As stored: relative, maybe with `./` or a trailing slash; hostile until resolved inside a root. */
+  name: string;
+  type: EntryType;
+  /** Permission bits with setuid, setgid and sticky (07777). */
+  mode: number;
+  uid: number;
+  gid: number;
+  /** File size (the real size for sparse files); 0 for other types. */
+  size: number;
+  mtime: Timespec;
+  atime?: Timespec | undefined;
+  /** Symlink target, or the member a hardlink points to. */
+  linkname: string;
+  uname: string;
+  gname: string;
+  devmajor: number;
+  devminor: number;
+  /** From `SCHILY.xattr.*` PAX records, values as raw bytes. */
+  xattrs: Map<string, Buffer>;
+  sparse?: SparseSegment[];
+}

@@ -1,0 +1,1 @@
+export { flock, lutimes, mknod, type Timespec, xattr } from './native.js';

@@ -1,11 +1,18 @@
 // The Snapshotter contract, run against every driver (snapshots.test.ts).
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { chmod, link, mkdir, mkdtemp, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { promisify } from 'node:util';
+import { applyLayer, readTar } from '../archive/index.js';
+import { xattr } from '../sys/index.js';
+import { describeTree } from '../testutil/tree.js';
 import { mountAll, unmount } from './mount.js';
 import type { SnapshotService } from './service.js';
 import { SNAPSHOT_REF_LABEL, type Snapshotter } from './snapshotter.js';
+
+const run = promisify(execFile);
 
 export interface ConformanceEnv {
   /** A fresh snapshotter of namespace `ns` (same root for one test), and a scratch directory. */
@@ -180,4 +187,73 @@ export function snapshotterConformance(name: string, env: ConformanceEnv, opts: 
       for (let i = 0; i < depth; i++) assert.equal(await readFile(join(d, `f${i}`), 'utf8'), String(i));
     });
   });
+
+  test(`${name} diff: the changes over the parent, applied to the parent, give the snapshot's tree`, async (t) => {
+    const { sn: open, scratch } = await env.open(t);
+    const sn = open('default');
+    await sn.prepare('p-a');
+    await withMounted(sn, 'p-a', scratch, async (d) => {
+      for (const f of ['keep', 'modify', 'gone', 'file2dir', 'chmodme']) await writeFile(join(d, f), f);
+      for (const dir of ['gonedir', 'dir2file', 'opq']) {
+        await mkdir(join(d, dir));
+        await writeFile(join(d, dir, 'child'), dir);
+      }
+      await symlink('keep', join(d, 'link'));
+    });
+    await sn.commit('p', 'p-a');
+    await sn.prepare('c', { parent: 'p' });
+    await withMounted(sn, 'c', scratch, async (d) => {
+      await writeFile(join(d, 'modify'), 'changed, and longer');
+      await rm(join(d, 'gone'));
+      await rm(join(d, 'gonedir'), { recursive: true });
+      await rm(join(d, 'dir2file'), { recursive: true });
+      await writeFile(join(d, 'dir2file'), 'now a file');
+      await rm(join(d, 'file2dir'));
+      await mkdir(join(d, 'file2dir'));
+      await writeFile(join(d, 'file2dir', 'inside'), 'in');
+      await chmod(join(d, 'chmodme'), 0o600);
+      await rm(join(d, 'opq'), { recursive: true });
+      await mkdir(join(d, 'opq'));
+      await writeFile(join(d, 'opq', 'fresh'), 'fresh');
+      await mkdir(join(d, 'new'));
+      await writeFile(join(d, 'new', 'h1'), 'linked');
+      await link(join(d, 'new', 'h1'), join(d, 'new', 'h2'));
+      xattr.set(join(d, 'new', 'h1'), 'user.note', Buffer.from('x'));
+    });
+    const tar = await collect(sn.diff('c'));
+    assert.deepEqual(await collect(sn.diff('c')), tar, 'the same tree gives the same bytes');
+    const names: string[] = [];
+    for await (const e of readTar(once(tar))) names.push(e.header.name);
+    // Sorted by the path each entry is about (a whiteout sits where the path it deletes would be).
+    const keys = names.map((n) => n.replace(/(^|\/)\.wh\.(\.wh\.\.opq$)?/, '$1').replace(/\/$/, ''));
+    assert.deepEqual(keys, [...keys].sort(), 'sorted entries');
+    assert.ok(names.includes('gone') === false && names.some((n) => n.endsWith('.wh.gone')), names.join(' '));
+
+    // Apply onto a plain copy of the parent's tree, then compare with the child's tree.
+    const target = await mkdtemp(join(scratch, 'applied-'));
+    await rm(target, { recursive: true });
+    await sn.view('p-view', { parent: 'p' });
+    await withMounted(sn, 'p-view', scratch, (d) => run('cp', ['-a', d, target]));
+    await applyLayer(target, once(tar), { whiteouts: 'remove' });
+    const want = await withMounted(sn, 'c', scratch, (d) => describeTree(d));
+    assert.deepEqual(
+      (await describeTree(target)).map((e) => JSON.stringify(e)),
+      want.map((e) => JSON.stringify(e)),
+    );
+
+    // Clamped: no time after the given second.
+    for await (const e of readTar(once(await collect(sn.diff('c', { clampMtime: 1000 }))))) {
+      assert.ok(e.header.mtime.sec <= 1000 && (e.header.mtime.sec < 1000 || e.header.mtime.nsec === 0), e.header.name);
+    }
+  });
+}
+
+async function collect(it: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const parts: Uint8Array[] = [];
+  for await (const c of it) parts.push(c);
+  return Buffer.concat(parts);
+}
+
+async function* once(b: Buffer): AsyncGenerator<Uint8Array> {
+  yield b;
 }

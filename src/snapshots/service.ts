@@ -1,3 +1,4 @@
+import { type DiffOpts, diffOverlay, diffTrees } from '../archive/index.js';
 import { AlreadyExistsError, FailedPreconditionError, throwIfAborted } from '../errdefs/index.js';
 import type { SnapshotRecords, SnapshotRef, SnapshotRow } from '../metadata/index.js';
 import type { Driver } from './driver.js';
@@ -112,6 +113,16 @@ export class SnapshotService implements Snapshotter {
     const row = this.records.get(key).snapshot;
     const parents = row.parent === null ? [] : this.records.chain(row.parent);
     return { root: this.impl.fsDir(row.id), whiteouts: this.impl.whiteouts, lowers: parents.map((p) => this.impl.fsDir(p.id)) };
+  }
+
+  /**
+   * The changes of snapshot `key` over its parent, as an OCI layer tar (sorted entries, whiteouts,
+   * opaque directories): what commit and build turn into a new layer.
+   */
+  diff(key: string, opts: DiffOpts = {}): AsyncGenerator<Uint8Array> {
+    const row = this.records.get(key).snapshot;
+    if (this.impl.whiteouts === 'overlay') return diffOverlay(this.impl.fsDir(row.id), opts);
+    return diffTrees(row.parent === null ? undefined : this.impl.fsDir(row.parent), this.impl.fsDir(row.id), opts);
   }
 
   /** The directory of a committed snapshot (overlay: its layer alone; native: the whole tree). */

@@ -1,18 +1,21 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { writeBlob } from '../content/index.js';
+import { digestOf, hostPlatform, MediaType, platformMatcher } from '../oci/index.js';
 import { Session } from '../remotes/index.js';
 import { Berth, type SnapshotterName } from '../services/index.js';
 import { mountAll, unmount } from '../snapshots/index.js';
+import { berthMain } from '../testutil/cli.js';
 import { entryCorpus, gnuTar, umociLayers, writeLayers } from '../testutil/layers.js';
 import { sh, skopeoCopy } from '../testutil/peers.js';
 import { startRegistry, type TestRegistry } from '../testutil/registry.js';
 import { describeTree, type TreeEntry } from '../testutil/tree.js';
-import { pull } from './index.js';
+import { chainIDs, pull, resolveImage, unpack } from './index.js';
 
 const run = promisify(execFile);
 let registry: TestRegistry;
@@ -42,6 +45,24 @@ before(async () => {
   layout = join(work, 'layout');
   await umociLayers(layout, 'kinds', [gnu, tars.l1 as string, tars.l2 as string, tars.l3 as string, tars.l4 as string, posix]);
   await skopeoCopy(`oci:${layout}:kinds`, `docker://${registry.host}/corpus/kinds:1`);
+  await skopeoCopy(`oci:${layout}:kinds`, `docker://${registry.host}/corpus/kinds:zstd`, ['--dest-compress-format', 'zstd']);
+  // Two images on one base of two layers.
+  const shared = await writeLayers(join(work, 'shared'), {
+    base1: [
+      { name: 'etc', type: 'dir' },
+      { name: 'etc/base', data: 'one' },
+    ],
+    base2: [
+      { name: 'usr', type: 'dir' },
+      { name: 'usr/lib', data: 'two' },
+    ],
+    topA: [{ name: 'a', data: 'image a' }],
+    topB: [{ name: 'b', data: 'image b' }],
+  });
+  await umociLayers(layout, 'a', [shared.base1, shared.base2, shared.topA] as string[]);
+  await umociLayers(layout, 'b', [shared.base1, shared.base2, shared.topB] as string[]);
+  await skopeoCopy(`oci:${layout}:a`, `docker://${registry.host}/shared/a:1`);
+  await skopeoCopy(`oci:${layout}:b`, `docker://${registry.host}/shared/b:1`);
 });
 after(async () => {
   await session.close();
@@ -84,4 +105,151 @@ describe('unpack', () => {
       }
     });
   }
+
+  test('unpack zstd: a zstd image gives the same tree as its gzip twin', async (t) => {
+    const root = await mkdtemp(join(work, 'root-zstd-'));
+    const berth = await Berth.open({ root });
+    t.after(() => berth.close());
+    const sn = berth.snapshotter('default');
+    const gz = await pull(berth.namespace('default'), `${registry.host}/corpus/kinds:1`, { session, unpack: sn });
+    const zs = await pull(berth.namespace('default'), `${registry.host}/corpus/kinds:zstd`, { session, unpack: sn });
+    // The same diffIDs, so the same chainIDs: nothing to apply the second time.
+    assert.deepEqual(zs.unpacked?.chainIDs, gz.unpacked?.chainIDs);
+    assert.equal(zs.unpacked?.applied, 0);
+    const zroot = await mkdtemp(join(work, 'root-zstd-only-'));
+    const b2 = await Berth.open({ root: zroot });
+    t.after(() => b2.close());
+    const z2 = await pull(b2.namespace('default'), `${registry.host}/corpus/kinds:zstd`, { session, unpack: b2.snapshotter('default') });
+    assert.equal(z2.unpacked?.applied, 6);
+    const trees = [];
+    for (const [b, r] of [
+      [berth, gz],
+      [b2, z2],
+    ] as const) {
+      const mnt = await mkdtemp(join(work, 'mnt-z-'));
+      const s2 = b.snapshotter('default');
+      await mountAll(await s2.view('v', { parent: r.unpacked?.chainIDs.at(-1) as string }), mnt);
+      trees.push(await describeTree(mnt));
+      await unmount(mnt);
+      await s2.remove('v');
+    }
+    assert.deepEqual(trees[1], trees[0]);
+  });
+
+  for (const name of snapshotters) {
+    test(`unpack ${name}: two images on one base share its snapshots, here and in another namespace`, async (t) => {
+      const root = await mkdtemp(join(work, `root-share-${name}-`));
+      const berth = await Berth.open({ root, snapshotter: name });
+      t.after(() => berth.close());
+      const sn = berth.snapshotter('default');
+      const a = await pull(berth.namespace('default'), `${registry.host}/shared/a:1`, { session, unpack: sn });
+      const b = await pull(berth.namespace('default'), `${registry.host}/shared/b:1`, { session, unpack: sn });
+      assert.equal(a.unpacked?.applied, 3);
+      assert.equal(b.unpacked?.applied, 1, 'only the top layer of the second image is applied');
+      const [ca, cb] = [a.unpacked?.chainIDs as string[], b.unpacked?.chainIDs as string[]];
+      assert.deepEqual(ca.slice(0, 2), cb.slice(0, 2));
+      assert.equal((await sn.stat(cb[2] as string)).parent, cb[1]);
+      // Another namespace: the stored snapshots become visible there, nothing is applied.
+      const other = berth.snapshotter('other');
+      const o = await pull(berth.namespace('other'), `${registry.host}/shared/b:1`, { session, unpack: other });
+      assert.equal(o.unpacked?.applied, 0);
+      assert.equal(other.row(cb[2] as string).id, sn.row(cb[2] as string).id);
+      // Removing image a's own snapshot keeps b's chain, which still mounts whole.
+      await sn.remove(ca[2] as string);
+      const mnt = await mkdtemp(join(work, 'mnt-share-'));
+      await mountAll(await sn.view('vb', { parent: cb[2] as string }), mnt);
+      try {
+        assert.equal(await readFile(join(mnt, 'etc', 'base'), 'utf8'), 'one');
+        assert.equal(await readFile(join(mnt, 'b'), 'utf8'), 'image b');
+      } finally {
+        await unmount(mnt);
+        await sn.remove('vb');
+      }
+      // The namespace 'other' still sees b's chain after default drops it.
+      for (const c of [cb[2], cb[1], cb[0]] as string[]) await sn.remove(c);
+      assert.equal((await other.stat(cb[2] as string)).kind, 'committed');
+    });
+  }
+
+  test('unpack: a layer whose digest differs from the diffID leaves no snapshot behind', async (t) => {
+    const root = await mkdtemp(join(work, 'root-bad-'));
+    const berth = await Berth.open({ root });
+    t.after(() => berth.close());
+    const ns = berth.namespace('default');
+    const sn = berth.snapshotter('default');
+    const tars = await writeLayers(join(work, 'bad'), { only: [{ name: 'f', data: 'content' }] });
+    const layer = await readFile(tars.only as string);
+    const put = async (bytes: Uint8Array, mediaType: string) => {
+      const digest = digestOf(bytes);
+      await writeBlob(ns.content, `t-${digest}`, [bytes], { expected: { digest, size: bytes.length } });
+      return { mediaType, digest, size: bytes.length };
+    };
+    const wrong = digestOf('not the layer');
+    const config = await put(
+      Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [wrong] } })),
+      MediaType.ociConfig,
+    );
+    const layerDesc = await put(layer, MediaType.ociLayer);
+    const manifest = await put(
+      Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociManifest, config, layers: [layerDesc] })),
+      MediaType.ociManifest,
+    );
+    await assert.rejects(unpack(ns.content, sn, manifest), { code: 'DATA_LOSS', message: /uncompressed digest .* but the config says/ });
+    const left: string[] = [];
+    for await (const s of sn.list()) left.push(s.name);
+    assert.deepEqual(left, []);
+    assert.deepEqual(await readdir(join(root, 'snapshots', sn.driver)), []);
+  });
+
+  test('unpack: a process killed while applying leaves nothing a later unpack trusts, and the next one succeeds', async (t) => {
+    const root = await mkdtemp(join(work, 'root-kill-'));
+    {
+      const berth = await Berth.open({ root });
+      const entries = [{ name: 'many', type: 'dir' as const }];
+      for (let i = 0; i < 30000; i++) entries.push({ name: `many/f${i}`, data: `file ${i}` } as never);
+      const tars = await writeLayers(join(work, 'many'), { many: entries });
+      await umociLayers(layout, 'many', [tars.many as string]);
+      await skopeoCopy(`oci:${layout}:many`, `docker://${registry.host}/big/many:1`);
+      await pull(berth.namespace('default'), `${registry.host}/big/many:1`, { session });
+      berth.close();
+    }
+    const ref = `${registry.host}/big/many:1`;
+    const p = spawn(process.execPath, [berthMain, '--root', root, 'image', 'unpack', ref], { stdio: 'ignore' });
+    const closed = new Promise((r) => p.on('close', r));
+    const snaps = join(root, 'snapshots', 'overlayfs');
+    const applying = async () => {
+      for (const id of await readdir(snaps).catch(() => [] as string[])) {
+        const many = join(snaps, id, 'fs', 'many');
+        if ((await readdir(many).catch(() => [] as string[])).length > 500) return true;
+      }
+      return false;
+    };
+    while (!(await applying())) await new Promise((r) => setTimeout(r, 5));
+    p.kill('SIGKILL');
+    await closed;
+    const berth = await Berth.open({ root });
+    t.after(() => berth.close());
+    const sn = berth.snapshotter('default');
+    const before: { name: string; kind: string }[] = [];
+    for await (const s of sn.list()) before.push({ name: s.name, kind: s.kind });
+    assert.equal(before.length, 1);
+    assert.equal(before[0]?.kind, 'active', 'only the extraction, never a committed snapshot');
+    const again = await run(process.execPath, [berthMain, '--root', root, 'image', 'unpack', ref]);
+    assert.match(again.stdout, /done: 1 of 1 layers applied/);
+    const r = await resolveImage(
+      berth.namespace('default').content,
+      berth.namespace('default').images.get(ref).target,
+      platformMatcher(hostPlatform()),
+    );
+    const [chain] = chainIDs(r.config.value.rootfs.diff_ids);
+    assert.equal((await sn.stat(chain as string)).kind, 'committed');
+    const mnt = await mkdtemp(join(work, 'mnt-kill-'));
+    await mountAll(await sn.view('vk', { parent: chain as string }), mnt);
+    try {
+      assert.equal((await readdir(join(mnt, 'many'))).length, 30000);
+      assert.equal(await readFile(join(mnt, 'many', 'f29999'), 'utf8'), 'file 29999');
+    } finally {
+      await unmount(mnt);
+    }
+  });
 });

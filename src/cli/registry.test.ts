@@ -191,4 +191,64 @@ describe('cli registry commands', () => {
     fails(await berth(root, ['logout', reg.host], { env }), 3, /not logged in/);
     fails(await berth(root, ['login', reg.host], { env }), 2, /--username is required/);
   });
+
+  for (const sn of ['overlayfs', 'native']) {
+    test(`cli ${sn}: pull --no-unpack, image unpack; snapshot ls, info, usage, tree, rm; image mount, unmount`, async () => {
+      const root = await rootFor();
+      const ref = `${registry.host}/${corpus.oci}`;
+      const run = (args: string[], what: string) => berth(root, ['--snapshotter', sn, ...args]).then((r) => ok(r, what));
+      ok(await berth(root, ['--snapshotter', sn, 'pull', '--no-unpack', ref]), 'pull --no-unpack');
+      assert.match((await run(['images'], 'images')).stdout, /\S+ +-\n$/, 'not unpacked yet');
+      assert.equal((await run(['snapshot', 'ls'], 'ls')).stdout, 'KEY   PARENT   KIND\n');
+      assert.match((await run(['image', 'unpack', ref], 'unpack')).stdout, new RegExp(`done: 2 of 2 layers applied \\(${sn}\\)`));
+      const inspect = JSON.parse((await run(['image', 'inspect', ref], 'inspect')).stdout)[0];
+      const [c1, c2] = inspect.Berth.ChainIDs as string[];
+      const ls = JSON.parse((await run(['snapshot', 'ls', '--format', 'json'], 'ls json')).stdout) as {
+        name: string;
+        parent?: string;
+        kind: string;
+      }[];
+      assert.deepEqual(
+        ls.map((s) => [s.name, s.parent ?? null, s.kind]).sort(),
+        [
+          [c1, null, 'committed'],
+          [c2, c1, 'committed'],
+        ].sort(),
+      );
+      const info = JSON.parse((await run(['snapshot', 'info', c2 as string], 'info')).stdout);
+      assert.equal(info.parent, c1);
+      assert.equal(info.snapshotter, sn);
+      assert.equal(info.unpackedSize, 'second layer\n'.length);
+      const usage = JSON.parse((await run(['snapshot', 'usage', '--format', 'json'], 'usage')).stdout) as {
+        key: string;
+        size: number;
+        inodes: number;
+      }[];
+      assert.equal(usage.length, 2);
+      assert.ok(usage.every((u) => u.size > 0 && u.inodes > 0));
+      const tree = (await run(['snapshot', 'tree'], 'tree')).stdout;
+      assert.equal(tree, `${c1}\n\\_ ${c2} [${ref}]\n`);
+
+      // Mount shows the image's files read-only; unmount drops the view.
+      const dir = await mkdtemp(join(work, 'mnt-'));
+      assert.equal((await run(['image', 'mount', ref, dir], 'mount')).stdout, `${dir}\n`);
+      try {
+        assert.equal(await readFile(join(dir, 'etc', 'hello.txt'), 'utf8'), 'hello\n');
+        assert.equal(await readFile(join(dir, 'etc', 'second.txt'), 'utf8'), 'second layer\n');
+        assert.match((await berth(root, ['--snapshotter', sn, 'snapshot', 'ls'])).stdout, new RegExp(`mount:${dir} +${c2} +view`));
+        fails(await berth(root, ['--snapshotter', sn, 'snapshot', 'rm', c2 as string]), 5, /builds on it/);
+      } finally {
+        ok(await berth(root, ['--snapshotter', sn, 'image', 'unmount', dir]), 'unmount');
+      }
+      assert.equal((await run(['snapshot', 'ls'], 'ls after')).stdout.includes('mount:'), false);
+      fails(await berth(root, ['--snapshotter', sn, 'image', 'unmount', dir]), 3, /not mounted by berth image mount/);
+
+      const table = (await run(['images'], 'images')).stdout;
+      const unpacked = JSON.parse((await run(['images', '--format', 'json'], 'images json')).stdout)[0].unpackedSize;
+      assert.equal(unpacked, 200_000 + 'hello\n'.length + 'second layer\n'.length);
+      assert.match(table, /\S+ +200kB\n$/);
+      assert.equal((await run(['snapshot', 'rm', c2 as string, c1 as string], 'rm')).stdout, `${c2}\n${c1}\n`);
+      assert.equal((await run(['snapshot', 'ls'], 'ls empty')).stdout, 'KEY   PARENT   KIND\n');
+    });
+  }
 });

@@ -11,7 +11,7 @@ const berthMain = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
  * `berth content add` of a 1 GiB file against `sha256sum FILE && cp FILE DEST`, alternating,
  * each on a fresh destination. Target (issue 2): at most 1.0x the pair's time, under 100 MiB RSS.
  */
-export async function contentAdd(opts: { sizeMiB?: number; runs?: number } = {}): Promise<Comparison> {
+export async function contentAdd(opts: { sizeMiB?: number; runs?: number } = {}): Promise<Comparison[]> {
   const sizeMiB = opts.sizeMiB ?? 1024;
   const runs = opts.runs ?? 3;
   const dir = await mkdtemp(join(tmpdir(), 'berth-bench-add-'));

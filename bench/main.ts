@@ -2,10 +2,12 @@
 import { contentAdd } from './content-add.js';
 import { type Comparison, printComparison } from './harness.js';
 import { pullBench } from './pull.js';
+import { unpackBench } from './unpack.js';
 
-const benchmarks: Record<string, () => Promise<Comparison>> = {
+const benchmarks: Record<string, () => Promise<Comparison[]>> = {
   'content-add': () => contentAdd(),
   pull: () => pullBench(),
+  unpack: () => unpackBench(),
 };
 
 const wanted = process.argv.slice(2);
@@ -18,9 +20,10 @@ const results: Comparison[] = [];
 process.stdout.write(`berth benchmarks, ${new Date().toISOString()}, node ${process.version}\n\n`);
 for (const [name, run] of Object.entries(benchmarks)) {
   if (wanted.length > 0 && !wanted.includes(name)) continue;
-  const c = await run();
-  results.push(c);
-  printComparison(c);
+  for (const c of await run()) {
+    results.push(c);
+    printComparison(c);
+  }
   process.stdout.write('\n');
 }
 if (process.env.BENCH_JSON) process.stdout.write(`${JSON.stringify(results)}\n`);

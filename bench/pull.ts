@@ -14,7 +14,7 @@ const berthMain = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
  * umoci and pushed with skopeo) from the reference registry on 127.0.0.1 into an empty root, against
  * `skopeo copy docker://… oci:DIR`. Target (issue 3): at most 1.0x skopeo's time, under 150 MiB RSS.
  */
-export async function pullBench(opts: { layers?: number; layerMiB?: number; runs?: number } = {}): Promise<Comparison> {
+export async function pullBench(opts: { layers?: number; layerMiB?: number; runs?: number } = {}): Promise<Comparison[]> {
   const layers = opts.layers ?? 5;
   const layerMiB = opts.layerMiB ?? 100;
   const runs = opts.runs ?? 3;
@@ -29,8 +29,8 @@ export async function pullBench(opts: { layers?: number; layerMiB?: number; runs
     return await compare(
       `pull: ${layers} layers x ${layerMiB} MiB (gzip) from a local registry`,
       {
-        name: 'berth pull REF',
-        argv: (i) => [process.execPath, berthMain, '--root', join(dir, `root-${i}`), 'pull', '-q', ref],
+        name: 'berth pull --no-unpack REF',
+        argv: (i) => [process.execPath, berthMain, '--root', join(dir, `root-${i}`), 'pull', '--no-unpack', '-q', ref],
         cleanup: (i) => rm(join(dir, `root-${i}`), { recursive: true, force: true }),
       },
       {

@@ -1,9 +1,11 @@
-// System calls Node does not offer: mknod, l*xattr, utimensat with nanoseconds, flock.
+// System calls Node does not offer: mknod, l*xattr, utimensat/futimens with nanoseconds, flock.
 // Each function is synchronous and throws an Error shaped like Node's own (code, errno, syscall, path).
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <node_api.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -98,23 +100,45 @@ static napi_value js_mknod(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// Reads (atimeSec, atimeNsec, mtimeSec, mtimeNsec) from argv[0..3] into ts; false after throwing.
+static bool get_times(napi_env env, napi_value *argv, struct timespec ts[2]) {
+  int64_t v[4];
+  for (int i = 0; i < 4; i++) {
+    if (napi_get_value_int64(env, argv[i], &v[i]) != napi_ok) {
+      napi_throw_error(env, NULL, "berth_native: bad arguments");
+      return false;
+    }
+  }
+  ts[0] = (struct timespec){.tv_sec = v[0], .tv_nsec = v[1]};
+  ts[1] = (struct timespec){.tv_sec = v[2], .tv_nsec = v[3]};
+  return true;
+}
+
 // lutimes(path, atimeSec, atimeNsec, mtimeSec, mtimeNsec): utimensat without following a final symlink.
 static napi_value js_lutimes(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
-  int64_t as, an, ms, mn;
+  struct timespec ts[2];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  CHECK(napi_get_value_int64(env, argv[1], &as));
-  CHECK(napi_get_value_int64(env, argv[2], &an));
-  CHECK(napi_get_value_int64(env, argv[3], &ms));
-  CHECK(napi_get_value_int64(env, argv[4], &mn));
+  if (!get_times(env, argv + 1, ts)) return NULL;
   char *path = get_string(env, argv[0]);
   if (!path) { napi_throw_error(env, NULL, "berth_native: bad path"); return NULL; }
-  struct timespec ts[2] = {{.tv_sec = as, .tv_nsec = an}, {.tv_sec = ms, .tv_nsec = mn}};
   int rc = utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW);
   napi_value r = rc == 0 ? undefined(env) : throw_errno(env, "utimensat", path);
   free(path);
   return r;
+}
+
+// futimes(fd, atimeSec, atimeNsec, mtimeSec, mtimeNsec): futimens, for a file still open (no path walk).
+static napi_value js_futimes(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  int32_t fd;
+  struct timespec ts[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  if (!get_times(env, argv + 1, ts)) return NULL;
+  return futimens(fd, ts) == 0 ? undefined(env) : throw_errno(env, "futimens", NULL);
 }
 
 // lsetxattr(path, name, value: Buffer)
@@ -205,6 +229,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL},
       {"lutimes", NULL, js_lutimes, NULL, NULL, NULL, napi_default, NULL},
+      {"futimes", NULL, js_futimes, NULL, NULL, NULL, napi_default, NULL},
       {"lsetxattr", NULL, js_lsetxattr, NULL, NULL, NULL, napi_default, NULL},
       {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_default, NULL},
       {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_default, NULL},

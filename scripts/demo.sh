@@ -7,6 +7,7 @@ work=$(mktemp -d /tmp/berth-demo.XXXXXX)
 registry_pid=
 cleanup() {
   [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null
+  mountpoint -q "$work/mnt" 2>/dev/null && umount "$work/mnt"
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -83,6 +84,18 @@ umoci repack --image "$work/layout:hello" "$work/bundle" >/dev/null
 skopeo copy -q --dest-tls-verify=false "oci:$work/layout:hello" "docker://$reg/demo/hello:1"
 run pull "$reg/demo/hello:1"
 run images
+# Unpacked on pull: one snapshot per layer stack (chainID); mount shows the image's filesystem.
+run snapshot tree
+run snapshot usage
+mkdir -p "$work/mnt"
+run image mount "$reg/demo/hello:1" "$work/mnt"
+step "cat $work/mnt/hello.txt; ls -l $work/mnt"
+cat "$work/mnt/hello.txt"
+ls -l "$work/mnt"
+run image unmount "$work/mnt"
+# The same image with the native snapshotter: full copies instead of overlay layers.
+run --snapshotter native image unpack "$reg/demo/hello:1"
+run --snapshotter native images
 run image inspect "$reg/demo/hello:1"
 run image history "$reg/demo/hello:1"
 run tag "$reg/demo/hello:1" "$reg/copies/hello:2"

@@ -6,9 +6,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: compilers for the native addons (better-sqlite3 and berth's own build from source
 # here), the real registry and the peers the tests use as oracles (docker-registry, skopeo, umoci),
-# zstd (zstd layers), containerd (the unpack benchmark's peer), openssl (test certificates),
-# attr (getfattr in tests) and time (peak memory in benchmarks).
-deb_packages=(g++ make python3 coreutils time openssl attr zstd docker-registry skopeo umoci containerd)
+# zstd (zstd layers), containerd (the unpack benchmark's peer), openssl (test certificates) and
+# time (peak memory in benchmarks).
+deb_packages=(g++ make python3 coreutils time openssl zstd docker-registry skopeo umoci containerd)
 missing=()
 for p in "${deb_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

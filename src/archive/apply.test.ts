@@ -141,6 +141,19 @@ describe('tar', () => {
     });
   });
 
+  test('tar reader reads GNU base-256 numbers (ids past the octal range)', async () => {
+    const block = Buffer.from(tarOf([{ name: 'big', data: '' }]).subarray(0, 512));
+    const uid = 5_000_000_000;
+    block.fill(0, 108, 116);
+    block[108] = 0x80;
+    block.writeUIntBE(uid, 110, 6);
+    block.fill(0x20, 148, 156);
+    let sum = 0;
+    for (const c of block) sum += c;
+    block.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1');
+    for await (const e of readTar(chunks(Buffer.concat([block, TAR_END])))) assert.equal(e.header.uid, uid);
+  });
+
   test('tar reader keeps a PAX xattr value byte for byte', async () => {
     const cap = Buffer.from('0100000200200000000000000000000000000000', 'hex');
     const h: TarHeader = {

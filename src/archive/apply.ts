@@ -19,9 +19,9 @@ import {
 import { join } from 'node:path';
 import { InvalidArgumentError, throwIfAborted } from '../errdefs/index.js';
 import { type Digest, Digester } from '../oci/index.js';
-import { lutimes, mknod, type Timespec, xattr } from '../sys/index.js';
+import { futimes, lutimes, mknod, type Timespec, xattr } from '../sys/index.js';
 import { canChown, copyEntry, isWhiteout, lstatOrUndefined, timesOf } from './fs-meta.js';
-import type { TarHeader } from './tar/header.js';
+import type { EntryType, TarHeader } from './tar/header.js';
 import { readTar } from './tar/reader.js';
 
 export const WHITEOUT_PREFIX = '.wh.';
@@ -106,6 +106,8 @@ class Applier {
   readonly #dirTimes = new Map<string, { atime: Timespec; mtime: Timespec }>();
   readonly #opaque = new Set<string>();
   readonly #whiteoutsMade: string[] = [];
+  /** Directories of the root known to be real directories (not symlinks), so paths resolve without a stat each. */
+  readonly #dirs = new Set<string>();
   #lowers: string[] | undefined;
   /** Per lower layer: inode → the names of its files that have several. */
   readonly #inodes = new Map<string, Map<bigint, string[]>>();
@@ -132,32 +134,21 @@ class Applier {
     this.#touchParent(dir);
     if (h.type === 'link') {
       const target = await this.#hardlinkTarget(h);
-      this.#clear(path, false);
-      linkSync(target, path);
+      await this.#create(path, h.type, () => linkSync(target, path));
+    } else if (h.type === 'file') {
+      await this.#writeFile(path, h, body());
     } else {
-      const cleared = this.#clear(path, h.type === 'dir');
-      switch (h.type) {
-        case 'dir':
-          if (!cleared.kept) mkdirSync(path, { mode: 0o700 });
-          if (cleared.hid) xattr.set(path, OVERLAY_OPAQUE_XATTR, Buffer.from('y'));
-          break;
-        case 'file':
-          await this.#writeFile(path, h, body());
-          break;
-        case 'symlink':
-          symlinkSync(h.linkname, path);
-          break;
-        case 'fifo':
-          mknod(path, 0o010000 | 0o600, 0, 0);
-          break;
-        case 'char':
-        case 'block':
-          mknod(path, (h.type === 'char' ? 0o020000 : 0o060000) | 0o600, h.devmajor, h.devminor);
-          break;
-      }
-      if (h.type !== 'file') this.#setAttrs(path, h);
-      if (h.type === 'dir') this.#dirTimes.set(rel, { atime: h.atime ?? h.mtime, mtime: h.mtime });
-      else lutimes(path, h.atime ?? h.mtime, h.mtime);
+      await this.#create(path, h.type, () => {
+        if (h.type === 'dir') mkdirSync(path, { mode: 0o700 });
+        else if (h.type === 'symlink') symlinkSync(h.linkname, path);
+        else if (h.type === 'fifo') mknod(path, 0o010000 | 0o600, 0, 0);
+        else mknod(path, (h.type === 'char' ? 0o020000 : 0o060000) | 0o600, h.devmajor, h.devminor);
+      });
+      this.#setAttrs(path, h);
+      if (h.type === 'dir') {
+        this.#dirTimes.set(rel, { atime: h.atime ?? h.mtime, mtime: h.mtime });
+        this.#dirs.add(rel);
+      } else lutimes(path, h.atime ?? h.mtime, h.mtime);
     }
     this.#written.add(rel);
     for (let i = rel.indexOf('/'); i !== -1; i = rel.indexOf('/', i + 1)) this.#writtenBelow.add(rel.slice(0, i));
@@ -204,12 +195,12 @@ class Applier {
     if (this.opts.whiteouts === 'overlay' && this.opts.lowers) {
       const st = lstatOrUndefined(path);
       if (st && isWhiteout(st)) return;
-      if (st) rmSync(path, { recursive: true, force: true });
+      if (st) this.#removeTree(path);
       mknod(path, 0o020000, 0, 0);
       if (canChown) lchownSync(path, h.uid, h.gid);
       this.#whiteoutsMade.push(rel);
     } else {
-      rmSync(path, { recursive: true, force: true });
+      this.#removeTree(path);
     }
   }
 
@@ -220,27 +211,47 @@ class Applier {
     if (!st?.isDirectory()) return;
     for (const name of readdirSync(dir)) {
       const rel = dirRel === '' ? name : `${dirRel}/${name}`;
-      if (!this.#written.has(rel)) rmSync(join(dir, name), { recursive: true, force: true });
+      if (!this.#written.has(rel)) this.#removeTree(join(dir, name));
       else if (lstatOrUndefined(join(dir, name))?.isDirectory()) this.#removeBelow(rel);
     }
   }
 
+  /** Removes whatever is at `path` (a whole directory tree too); directories resolved before may be gone. */
+  #removeTree(path: string): void {
+    rmSync(path, { recursive: true, force: true });
+    this.#dirs.clear();
+  }
+
   /**
-   * Makes room for an entry at `path`. An existing directory stays when a directory comes (their
-   * contents merge); anything else is removed, never followed. `hid` tells that what was here hid
-   * the layers below (overlay): a directory taking its place must stay opaque.
+   * Creates an entry with `make`, making room first when something is there: an existing directory
+   * stays when a directory comes (their contents merge); anything else is removed, never followed.
+   * A directory that takes the place of a non-directory in an overlay layer stays opaque, since what
+   * it replaces hid the layers below. Trying first keeps the common case (nothing there) to one call.
    */
-  #clear(path: string, dir: boolean): { kept: boolean; hid: boolean } {
+  async #create(path: string, type: EntryType, make: () => void | Promise<void>): Promise<void> {
+    try {
+      await make();
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
     const st = lstatOrUndefined(path);
-    if (!st) return { kept: false, hid: false };
-    if (dir && st.isDirectory()) return { kept: true, hid: false };
-    if (st.isDirectory()) rmSync(path, { recursive: true, force: true });
-    else unlinkSync(path);
-    return { kept: false, hid: this.opts.whiteouts === 'overlay' && this.opts.lowers !== undefined && !st.isDirectory() };
+    if (type === 'dir' && st?.isDirectory()) return;
+    if (st?.isDirectory()) this.#removeTree(path);
+    else if (st) unlinkSync(path);
+    await make();
+    if (type === 'dir' && st && this.opts.whiteouts === 'overlay' && this.opts.lowers !== undefined) {
+      xattr.set(path, OVERLAY_OPAQUE_XATTR, Buffer.from('y'));
+    }
   }
 
   async #writeFile(path: string, h: TarHeader, body: AsyncIterable<Uint8Array>): Promise<void> {
-    const fd = openSync(path, 'wx', 0o600);
+    let fd = -1;
+    // Synchronous on purpose: creating files from several threads at once made ext4 slower here
+    // (measured: 2.0-2.5 s against 3.0-3.5 s for 9,400 files in two layers).
+    await this.#create(path, 'file', () => {
+      fd = openSync(path, 'wx', 0o600);
+    });
     try {
       const segs = h.sparse ?? [{ offset: 0, length: h.size }];
       let seg = 0;
@@ -266,11 +277,12 @@ class Applier {
       this.unpackedSize += h.size;
       if (canChown) fchownSync(fd, h.uid, h.gid);
       fchmodSync(fd, h.mode);
+      futimes(fd, h.atime ?? h.mtime, h.mtime);
     } finally {
       closeSync(fd);
     }
-    this.#setXattrs(path, h);
-    lutimes(path, h.atime ?? h.mtime, h.mtime);
+    // After the owner: chown clears security.capability. Setting xattrs leaves mtime alone.
+    if (h.xattrs.size > 0) this.#setXattrs(path, h);
   }
 
   /** Owner, then mode (chown clears setuid), then xattrs (chown clears security.capability). */
@@ -317,6 +329,10 @@ class Applier {
         continue;
       }
       const rel = [...out, c].join('/');
+      if (this.#dirs.has(rel)) {
+        out.push(c);
+        continue;
+      }
       const path = join(this.root, rel);
       let st = lstatOrUndefined(path);
       if (st && isWhiteout(st) && this.opts.whiteouts === 'overlay') {
@@ -335,6 +351,7 @@ class Applier {
         continue;
       }
       if (!st?.isDirectory()) throw new InvalidArgumentError(`tar entry "${entry}": "${rel}" is not a directory`);
+      this.#dirs.add(rel);
       out.push(c);
     }
     return out;

@@ -6,6 +6,7 @@ import {
   formatReference,
   hostPlatform,
   isIndex,
+  isLayer,
   type Platform,
   parseReference,
   platformMatcher,
@@ -14,6 +15,7 @@ import {
 import { Repository, type Session } from '../remotes/index.js';
 import type { SnapshotService } from '../snapshots/index.js';
 import { matchingManifests, readIndex, readManifest } from './image.js';
+import { BlobTee } from './tee.js';
 import { fetchInto, mapLimit, type TransferOpts } from './transfer.js';
 import { type UnpackEvent, type UnpackResult, unpack } from './unpack.js';
 
@@ -59,12 +61,30 @@ export async function pull(ns: NamespaceScope, ref: string | Reference, opts: Pu
       let downloaded = 0;
       let existing = 0;
       const arrivals = new Arrivals();
-      const fetch = async (desc: Descriptor) => {
-        ns.leases.addResource(lease.id, { type: 'content', id: desc.digest });
-        const r = await fetchInto(ns.content, repo, desc, opts);
-        if (r.created) downloaded++;
-        else existing++;
-        arrivals.arrived(desc.digest);
+      // The layers being unpacked as they download: each gets a tee the unpacker reads from.
+      const tees = new Map<string, BlobTee>();
+      const claimed = new Set<string>();
+      const fetching = new Map<string, Promise<void>>();
+      const fetch = (desc: Descriptor): Promise<void> => {
+        let p = fetching.get(desc.digest);
+        if (!p) {
+          const tee = tees.get(desc.digest);
+          p = (async () => {
+            ns.leases.addResource(lease.id, { type: 'content', id: desc.digest });
+            try {
+              const r = await fetchInto(ns.content, repo, desc, { ...opts, tee });
+              if (r.created) downloaded++;
+              else existing++;
+            } catch (err) {
+              tee?.cancel(err);
+              throw err;
+            }
+            tee?.cancel(); // when the blob was already stored: the unpacker reads it from the store
+            arrivals.arrived(desc.digest);
+          })();
+          fetching.set(desc.digest, p);
+        }
+        return p;
       };
       await fetch(target);
       let manifests = [target];
@@ -77,24 +97,36 @@ export async function pull(ns: NamespaceScope, ref: string | Reference, opts: Pu
         }
       }
       const sn = opts.unpack;
-      const unpacking =
-        sn && manifests.length === 1
-          ? unpack(ns.content, sn, manifests[0] as Descriptor, {
-              ...opts,
-              ready: (d) => arrivals.wait(d.digest),
-              onEvent: opts.onUnpackEvent,
-              onSnapshot: (key) => ns.leases.addResource(lease.id, { type: `snapshots/${sn.driver}`, id: key }),
-            })
-          : undefined;
-      unpacking?.catch(() => {});
+      let unpacking: Promise<UnpackResult> | undefined;
       try {
+        if (sn && manifests.length === 1) {
+          const m = manifests[0] as Descriptor;
+          await fetch(m);
+          for (const l of (await readManifest(ns.content, m, opts)).value.layers) {
+            if (isLayer(l.mediaType)) tees.set(l.digest, new BlobTee(l.size));
+          }
+          unpacking = unpack(ns.content, sn, m, {
+            ...opts,
+            ready: (d) => arrivals.wait(d.digest),
+            open: async (d) => {
+              // One reader per tee: a layer listed twice reads the store the second time.
+              if (claimed.has(d.digest)) return undefined;
+              claimed.add(d.digest);
+              return tees.get(d.digest)?.stream();
+            },
+            onEvent: opts.onUnpackEvent,
+            onSnapshot: (key) => ns.leases.addResource(lease.id, { type: `snapshots/${sn.driver}`, id: key }),
+          });
+          unpacking.catch(() => {});
+        }
         for (const m of manifests) {
-          if (m !== target) await fetch(m);
+          await fetch(m);
           const manifest = await readManifest(ns.content, m, opts);
           await mapLimit([manifest.value.config, ...manifest.value.layers], opts.concurrency ?? 3, fetch);
         }
       } catch (err) {
         arrivals.fail(err);
+        for (const tee of tees.values()) tee.cancel(err);
         await unpacking?.catch(() => {});
         throw err;
       }

@@ -2,6 +2,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { IngestLockedError, type Store, type WriteBlobResult, writeBlob } from '../content/index.js';
 import type { Descriptor } from '../oci/index.js';
 import { isRetryable, type Repository } from '../remotes/index.js';
+import type { BlobTee } from './tee.js';
 
 /** What a pull or push reports as it goes, per blob: enough for docker-style progress lines. */
 export type TransferEvent =
@@ -13,6 +14,8 @@ export type TransferEvent =
 
 export interface TransferOpts {
   signal?: AbortSignal | undefined;
+  /** Also hand the downloaded bytes to this reader (see BlobTee). */
+  tee?: BlobTee | undefined;
   onEvent?: ((e: TransferEvent) => void) | undefined;
   /** Attempts per blob for failures that may pass (resets, 5xx); each resumes where the last stopped. */
   attempts?: number;
@@ -37,7 +40,10 @@ export async function fetchInto(store: Store, repo: Repository, desc: Descriptor
         expected: desc,
         labels,
         signal: opts.signal,
-        openAt: (offset) => repo.fetch(desc, { offset, signal: opts.signal }),
+        openAt: (offset) => {
+          const body = repo.fetch(desc, { offset, signal: opts.signal });
+          return opts.tee ? opts.tee.wrap(offset, body) : body;
+        },
         onProgress: (p) => opts.onEvent?.({ type: 'progress', desc, offset: p.offset, total: desc.size }),
       });
       opts.onEvent?.({ type: 'done', desc, status: res.created ? 'downloaded' : 'exists' });

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { applyLayer, decompress } from '../archive/index.js';
-import type { Provider } from '../content/index.js';
+import type { BlobReader, Provider } from '../content/index.js';
 import { DataLossError, FailedPreconditionError, hasCode, withContext } from '../errdefs/index.js';
 import { type Descriptor, type Digest, digestOf, isLayer } from '../oci/index.js';
 import { SNAPSHOT_REF_LABEL, type SnapshotService } from '../snapshots/index.js';
@@ -21,6 +21,8 @@ export interface UnpackOpts {
   signal?: AbortSignal;
   /** Resolves once a blob is in the store (pull passes its downloads here); by default everything is. */
   ready?: (desc: Descriptor) => Promise<void>;
+  /** A layer's bytes as they download, when they can be had (pull's tees); else the stored blob is read. */
+  open?: (desc: Descriptor) => Promise<AsyncIterable<Uint8Array> | undefined>;
   /** Layers applied at once where the snapshotter allows it (overlayfs); default 3. */
   concurrency?: number;
   onEvent?: (e: UnpackEvent) => void;
@@ -94,7 +96,8 @@ export async function unpack(
       return;
     }
     if (!parallel) await parentDone;
-    await ready(layer);
+    const live = await opts.open?.(layer);
+    if (!live) await ready(layer);
     const key = `extract-${randomBytes(6).toString('hex')} ${name}`;
     await acquire();
     let holding = true;
@@ -119,8 +122,9 @@ export async function unpack(
           holding = true;
           return sn.records.chain(sn.row(parent as string).id).map((r) => sn.impl.fsDir(r.id));
         };
-        await using reader = await content.reader(layer, opts);
-        const result = await applyLayer(target.root, decompress(reader.read({}, opts), layer.mediaType, opts), {
+        await using reader = live ? undefined : await content.reader(layer, opts);
+        const compressed = live ?? (reader as BlobReader).read({}, opts);
+        const result = await applyLayer(target.root, decompress(compressed, layer.mediaType, opts), {
           ...opts,
           whiteouts: target.whiteouts,
           ...(parent ? { lowers } : {}),
@@ -128,6 +132,8 @@ export async function unpack(
         if (result.diffID !== diffIDs[i]) {
           throw new DataLossError(`uncompressed digest ${result.diffID}, but the config says ${diffIDs[i]}`);
         }
+        // Bytes read as they downloaded count once the store has checked their digest.
+        if (live) await ready(layer);
         release();
         holding = false;
         await parentDone;

@@ -18,7 +18,7 @@ export interface SnapshotRow {
   parent: number | null;
   createdAt: Date;
   updatedAt: Date;
-  /** Disk usage measured at commit (committed snapshots only). */
+  /** Disk usage, measured the first time it is asked for (committed snapshots only). */
   size: number | null;
   inodes: number | null;
   /** Sum of the regular files' sizes of the layer applied to make it (docker's layer size). */
@@ -203,11 +203,7 @@ export class SnapshotRecords extends ScopedStore {
    * @throws NotFoundError; FailedPreconditionError when `key` is not active; AlreadyExistsError when
    * `name` is taken (when another namespace stored it, it becomes visible here and the caller drops `key`)
    */
-  commit(
-    name: string,
-    key: string,
-    opts: { parent?: string; labels?: Record<string, string>; size: number; inodes: number; unpackedSize?: number },
-  ): SnapshotRow {
+  commit(name: string, key: string, opts: { parent?: string; labels?: Record<string, string>; unpackedSize?: number }): SnapshotRow {
     validateSnapshotKey(name);
     const labels = validateLabels(opts.labels ?? {});
     const row = this.db.immediate(() => {
@@ -228,16 +224,21 @@ export class SnapshotRecords extends ScopedStore {
       }
       const now = Date.now();
       this.db
-        .stmt(
-          "UPDATE snapshots SET name = ?, kind = 'committed', parent = ?, updated_at = ?, size = ?, inodes = ?, unpacked_size = ? WHERE id = ?",
-        )
-        .run(storage, parent, now, opts.size, opts.inodes, opts.unpackedSize ?? null, ref.snapshot.id);
+        .stmt("UPDATE snapshots SET name = ?, kind = 'committed', parent = ?, updated_at = ?, unpacked_size = ? WHERE id = ?")
+        .run(storage, parent, now, opts.unpackedSize ?? null, ref.snapshot.id);
       this.db.stmt('DELETE FROM snapshot_refs WHERE namespace = ? AND driver = ? AND key = ?').run(this.namespace, this.driver, key);
       this.#insertRef(name, ref.snapshot.id, mergeLabels(ref.labels, labels), now);
       return this.row(ref.snapshot.id);
     });
     if (!row) throw new AlreadyExistsError(`snapshot "${name}": already exists`);
     return row;
+  }
+
+  /** Records the disk usage of a committed snapshot, measured once (it cannot change). */
+  setUsage(id: number, usage: { size: number; inodes: number }): void {
+    this.db.immediate(() => {
+      this.db.stmt("UPDATE snapshots SET size = ?, inodes = ? WHERE id = ? AND kind = 'committed'").run(usage.size, usage.inodes, id);
+    });
   }
 
   /** Sets labels (an empty value removes one). @throws NotFoundError */

@@ -1,14 +1,16 @@
 // Faults the real registry will not make, from an in-process HTTP server speaking just enough of the API.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
+import { gzipSync } from 'node:zlib';
 import { pull } from '../images/index.js';
 import { MediaType } from '../oci/index.js';
 import { Berth } from '../services/index.js';
+import { type LayerEntry, writeLayers } from '../testutil/layers.js';
 import { Session } from './index.js';
 
 const sha = (b: Uint8Array | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`;
@@ -22,11 +24,14 @@ interface Fault {
   /** Answers manifests with a 500 whose body is this many bytes. */
   hugeError?: number;
   layerSize?: number;
+  /** A real layer (gzip tar) and its diffID, instead of random bytes. */
+  realLayer?: { gzip: Buffer; diffID: string };
 }
 
 async function faultyRegistry(t: { after: (fn: () => Promise<void>) => void }, fault: Fault) {
-  const layer = randomBytes(fault.layerSize ?? 1 << 20);
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha('x')] } }));
+  const layer = fault.realLayer?.gzip ?? randomBytes(fault.layerSize ?? 1 << 20);
+  const diffID = fault.realLayer?.diffID ?? sha('x');
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diffID] } }));
   const manifest = Buffer.from(
     JSON.stringify({
       schemaVersion: 2,
@@ -225,4 +230,76 @@ test('fault: a berth pull process killed mid-layer resumes from what it stored o
   const info = await berth.namespace('default').content.info(sha(f.layer) as never);
   assert.equal(info.size, f.layer.length);
   assert.deepEqual(await readdir(join(f.dir, 'content', 'ingest')), []);
+});
+
+/** A gzip layer of `files` files of 8 KiB of random bytes (d/f0 … d/fN), and its diffID. */
+async function realLayer(dir: string, files: number): Promise<{ gzip: Buffer; diffID: string }> {
+  const entries: LayerEntry[] = [{ name: 'd', type: 'dir' }];
+  for (let i = 0; i < files; i++) entries.push({ name: `d/f${i}`, data: { hex: randomBytes(8192).toString('hex') } });
+  const tars = await writeLayers(dir, { l: entries });
+  const tar = await readFile(tars.l as string);
+  return { gzip: gzipSync(tar), diffID: sha(tar) };
+}
+
+async function findFile(root: string, rel: string): Promise<boolean> {
+  const base = join(root, 'snapshots', 'overlayfs');
+  for (const id of await readdir(base).catch(() => [] as string[])) {
+    if (
+      await stat(join(base, id, 'fs', rel)).then(
+        () => true,
+        () => false,
+      )
+    )
+      return true;
+  }
+  return false;
+}
+
+test('fault: with unpack, a layer is applied while it downloads', async (t) => {
+  const work = await mkdtemp(join(tmpdir(), 'berth-tee-'));
+  t.after(() => rm(work, { recursive: true, force: true }));
+  let dir = '';
+  let sawFileMidway = false;
+  const f = await faultyRegistry(t, {
+    realLayer: await realLayer(work, 300),
+    blob: (_req, res, _n, data) => {
+      // Two thirds, then nothing more until the unpacker has written the first file.
+      res.writeHead(200, { 'content-length': data.length });
+      res.write(data.subarray(0, Math.floor((data.length * 2) / 3)));
+      void (async () => {
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          sawFileMidway = await findFile(dir, 'd/f0');
+          if (sawFileMidway || Date.now() > deadline) break;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+        res.end(data.subarray(Math.floor((data.length * 2) / 3)));
+      })();
+      return true;
+    },
+  });
+  dir = f.dir;
+  const r = await pull(f.ns, `${f.host}/fault/app:1`, { session: f.session, unpack: f.berth.snapshotter('default', 'overlayfs') });
+  assert.ok(sawFileMidway, 'files of the layer were on disk before its download ended');
+  assert.equal(r.unpacked?.applied, 1);
+});
+
+test('fault: with unpack, a reset mid-layer resumes and the layer still applies whole', async (t) => {
+  const work = await mkdtemp(join(tmpdir(), 'berth-tee-'));
+  t.after(() => rm(work, { recursive: true, force: true }));
+  const f = await faultyRegistry(t, {
+    realLayer: await realLayer(work, 200),
+    blob: (_req, res, n, data) => {
+      if (n > 1) return false;
+      res.writeHead(200, { 'content-length': data.length });
+      res.write(data.subarray(0, 700_000), () => setTimeout(() => res.socket?.destroy(), 50));
+      return true;
+    },
+  });
+  const sn = f.berth.snapshotter('default', 'overlayfs');
+  const r = await pull(f.ns, `${f.host}/fault/app:1`, { session: f.session, unpack: sn });
+  assert.equal(f.requests.filter((q) => q.range).length, 1, 'resumed with a Range request');
+  const [chain] = r.unpacked?.chainIDs ?? [];
+  assert.equal((await sn.stat(chain as string)).kind, 'committed');
+  assert.equal(sn.row(chain as string).unpackedSize, 200 * 8192);
 });

@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LocalStore } from '../content/index.js';
@@ -21,6 +21,20 @@ export function defaultRoot(): string {
   if (process.getuid?.() === 0) return '/var/lib/berth';
   const xdg = process.env.XDG_DATA_HOME;
   return join(xdg && xdg.length > 0 ? xdg : join(homedir(), '.local', 'share'), 'berth');
+}
+
+/**
+ * The root's default snapshotter, chosen once (overlayfs when a trial mount works here, else native)
+ * and kept in `<root>/snapshots/default`, so later commands neither mount to find out nor change it.
+ */
+async function defaultSnapshotter(root: string): Promise<SnapshotterName> {
+  const file = join(root, 'snapshots', 'default');
+  const kept = (await readFile(file, 'utf8').catch(() => '')).trim();
+  if ((snapshotterNames as readonly string[]).includes(kept)) return kept as SnapshotterName;
+  const name: SnapshotterName = (await overlaySupported(root)) ? 'overlayfs' : 'native';
+  await mkdir(join(root, 'snapshots'), { recursive: true, mode: 0o711 });
+  await writeFile(file, `${name}\n`).catch(() => {});
+  return name;
 }
 
 /**
@@ -51,7 +65,7 @@ export class Berth implements Disposable {
     if (opts.snapshotter !== undefined && !snapshotterNames.includes(opts.snapshotter)) {
       throw new InvalidArgumentError(`unknown snapshotter "${opts.snapshotter}" (want ${snapshotterNames.join(' or ')})`);
     }
-    const snapshotter = opts.snapshotter ?? ((await overlaySupported(root)) ? 'overlayfs' : 'native');
+    const snapshotter = opts.snapshotter ?? (await defaultSnapshotter(root));
     return new Berth(root, content, metadata, snapshotter);
   }
 

@@ -59,12 +59,10 @@ export class SnapshotService implements Snapshotter {
     opts: Opts & { labels?: Record<string, string>; parent?: string; unpackedSize?: number } = {},
   ): Promise<void> {
     throwIfAborted(opts.signal);
-    const ref = this.records.get(key);
     if (opts.parent !== undefined && !this.impl.rebase) {
       throw new FailedPreconditionError(`commit "${name}": the ${this.driver} snapshotter cannot change a snapshot's parent`);
     }
-    const usage = await this.impl.usage(ref.snapshot.id);
-    const row = this.records.commit(name, key, { ...opts, ...usage });
+    const row = this.records.commit(name, key, opts);
     await this.impl.commit(row);
   }
 
@@ -92,7 +90,10 @@ export class SnapshotService implements Snapshotter {
   async usage(key: string): Promise<Usage> {
     const row = this.records.get(key).snapshot;
     if (row.kind === 'committed' && row.size !== null && row.inodes !== null) return { size: row.size, inodes: row.inodes };
-    return this.impl.usage(row.id);
+    const usage = await this.impl.usage(row.id);
+    // A committed snapshot never changes: measured once, kept.
+    if (row.kind === 'committed') this.records.setUsage(row.id, usage);
+    return usage;
   }
 
   async remove(key: string): Promise<void> {

@@ -1,1 +1,1 @@
-export { flock, lutimes, mknod, type Timespec, xattr } from './native.js';
+export { flock, futimes, lutimes, mknod, type Timespec, xattr } from './native.js';

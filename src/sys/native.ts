@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 interface Native {
   mknod(path: string, mode: number, major: number, minor: number): void;
   lutimes(path: string, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
+  futimes(fd: number, atimeSec: number, atimeNsec: number, mtimeSec: number, mtimeNsec: number): void;
   lsetxattr(path: string, name: string, value: Uint8Array): void;
   lgetxattr(path: string, name: string): Buffer | undefined;
   llistxattr(path: string): string[];
@@ -27,6 +28,11 @@ export interface Timespec {
 /** utimensat(2) with AT_SYMLINK_NOFOLLOW: sets atime and mtime to the nanosecond, on a symlink itself too. */
 export function lutimes(path: string, atime: Timespec, mtime: Timespec): void {
   native.lutimes(path, atime.sec, atime.nsec, mtime.sec, mtime.nsec);
+}
+
+/** futimens(2): the same, on an open file. */
+export function futimes(fd: number, atime: Timespec, mtime: Timespec): void {
+  native.futimes(fd, atime.sec, atime.nsec, mtime.sec, mtime.nsec);
 }
 
 /** Extended attributes, never following a final symlink. */

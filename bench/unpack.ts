@@ -1,0 +1,135 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { umociLayers } from '../src/testutil/layers.js';
+import { sh, skopeoCopy } from '../src/testutil/peers.js';
+import { startRegistry } from '../src/testutil/registry.js';
+import { type Comparison, compare } from './harness.js';
+
+const berthMain = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+/**
+ * Layer tars like real ones: many files of mixed sizes (1 KiB to 4 MiB), half random bytes and half
+ * text, so gzip has something to do. Written by Python's tarfile.
+ */
+const MAKE_LAYERS = `
+import io, os, random, sys, tarfile
+out, layers, mib = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+rnd = random.Random(7)
+text = (b'the quick brown fox jumps over the lazy dog 0123456789\\n' * 80000)
+for l in range(layers):
+    with tarfile.open(os.path.join(out, f'layer{l}.tar'), 'w', format=tarfile.PAX_FORMAT) as tf:
+        total, n = 0, 0
+        d = tarfile.TarInfo(f'layer{l}'); d.type = tarfile.DIRTYPE; d.mode = 0o755; tf.addfile(d)
+        while total < mib << 20:
+            size = min(int(rnd.paretovariate(1.2) * 1024), 4 << 20)
+            data = os.urandom(size // 2) + text[: size - size // 2]
+            ti = tarfile.TarInfo(f'layer{l}/dir{n % 50}/file{n}'); ti.size = len(data); ti.mode = 0o644
+            if n % 50 == n:
+                dd = tarfile.TarInfo(f'layer{l}/dir{n}'); dd.type = tarfile.DIRTYPE; dd.mode = 0o755; tf.addfile(dd)
+            tf.addfile(ti, io.BytesIO(data))
+            total += size; n += 1
+`;
+
+/**
+ * Pull and unpack of a multi-layer image (five layers of about 110 MiB of files, uncompressed; gzip)
+ * from the reference registry on 127.0.0.1, against containerd's `ctr image pull` (a containerd
+ * started for each run on its own root and socket; its peak RSS is counted) and against `skopeo copy`
+ * + `umoci unpack`. Target (issue 4): at most 0.8x containerd's time, under 200 MiB peak RSS.
+ */
+export async function unpackBench(opts: { layers?: number; layerMiB?: number; runs?: number } = {}): Promise<Comparison[]> {
+  const layers = opts.layers ?? 5;
+  const layerMiB = opts.layerMiB ?? 110;
+  const runs = opts.runs ?? 3;
+  const dir = await mkdtemp(join(tmpdir(), 'berth-bench-unpack-'));
+  const registry = await startRegistry();
+  let containerd: ChildProcess | undefined;
+  try {
+    const tars = join(dir, 'tars');
+    await mkdir(tars);
+    await sh('python3', ['-c', MAKE_LAYERS, tars, String(layers), String(layerMiB)]);
+    const layout = join(dir, 'layout');
+    await umociLayers(
+      layout,
+      'big',
+      Array.from({ length: layers }, (_, i) => join(tars, `layer${i}.tar`)),
+    );
+    await rm(tars, { recursive: true });
+    const ref = `${registry.host}/bench/unpack:latest`;
+    await skopeoCopy(`oci:${layout}:big`, `docker://${ref}`);
+
+    const cd = (i: number) => join(dir, `containerd-${i}`);
+    const sock = (i: number) => join(cd(i), 'containerd.sock');
+    return await compare(
+      `pull + unpack: ${layers} layers x ${layerMiB} MiB of files (gzip) from a local registry`,
+      {
+        name: 'berth pull REF (overlayfs)',
+        argv: (i) => [process.execPath, berthMain, '--root', join(dir, `root-${i}`), '--snapshotter', 'overlayfs', 'pull', '-q', ref],
+        cleanup: (i) => rm(join(dir, `root-${i}`), { recursive: true, force: true }),
+      },
+      [
+        {
+          name: 'ctr image pull REF (containerd 1.6, overlayfs)',
+          setup: async (i) => {
+            await mkdir(cd(i), { recursive: true });
+            await writeFile(
+              join(cd(i), 'config.toml'),
+              [
+                'version = 2',
+                `root = "${join(cd(i), 'root')}"`,
+                `state = "${join(cd(i), 'state')}"`,
+                'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+                '[grpc]',
+                `  address = "${sock(i)}"`,
+                '[ttrpc]',
+                `  address = "${sock(i)}.ttrpc"`,
+              ].join('\n'),
+            );
+            containerd = spawn('containerd', ['--config', join(cd(i), 'config.toml')], { stdio: 'ignore' });
+            for (let t = 0; ; t++) {
+              try {
+                await sh('ctr', ['-a', sock(i), 'version']);
+                break;
+              } catch (err) {
+                if (t > 100) throw err;
+                await sleep(100);
+              }
+            }
+          },
+          argv: (i) => ['ctr', '-a', sock(i), '-n', 'bench', 'image', 'pull', '--plain-http', '--snapshotter', 'overlayfs', ref],
+          helperPeakRssMiB: async () => {
+            const status = await readFile(`/proc/${containerd?.pid}/status`, 'utf8');
+            return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+          },
+          cleanup: async (i) => {
+            const exited = new Promise((r) => containerd?.once('exit', r));
+            containerd?.kill('SIGTERM');
+            await exited;
+            // containerd leaves its overlay snapshots unmounted; the tree goes with the root.
+            await rm(cd(i), { recursive: true, force: true });
+          },
+        },
+        {
+          name: 'skopeo copy + umoci unpack',
+          argv: (i) => [
+            'sh',
+            '-c',
+            `skopeo copy -q --src-tls-verify=false docker://${ref} oci:${join(dir, `oci-${i}`)}:latest && umoci unpack --image ${join(dir, `oci-${i}`)}:latest ${join(dir, `bundle-${i}`)} >/dev/null`,
+          ],
+          cleanup: async (i) => {
+            await rm(join(dir, `oci-${i}`), { recursive: true, force: true });
+            await rm(join(dir, `bundle-${i}`), { recursive: true, force: true });
+          },
+        },
+      ],
+      { runs, target: '<= 0.8x containerd, < 200 MiB peak RSS', maxRatio: 0.8, maxRssMiB: 200 },
+    );
+  } finally {
+    containerd?.kill('SIGKILL');
+    await registry.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}

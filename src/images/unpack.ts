@@ -120,7 +120,7 @@ export async function unpack(
           await parentDone;
           await acquire();
           holding = true;
-          return sn.records.chain(sn.row(parent as string).id).map((r) => sn.impl.fsDir(r.id));
+          return sn.stackDirs(parent as string);
         };
         await using reader = live ? undefined : await content.reader(layer, opts);
         const compressed = live ?? (reader as BlobReader).read({}, opts);

@@ -16,8 +16,6 @@ import {
 export interface ApplyTarget {
   root: string;
   whiteouts: 'overlay' | 'remove';
-  /** The parents' directories, nearest first (overlay). */
-  lowers: string[];
 }
 
 /** A snapshotter of one namespace: records in the metadata database, directories by the driver. */
@@ -111,9 +109,12 @@ export class SnapshotService implements Snapshotter {
 
   /** Where to apply a layer into active snapshot `key`. */
   applyTarget(key: string): ApplyTarget {
-    const row = this.records.get(key).snapshot;
-    const parents = row.parent === null ? [] : this.records.chain(row.parent);
-    return { root: this.impl.fsDir(row.id), whiteouts: this.impl.whiteouts, lowers: parents.map((p) => this.impl.fsDir(p.id)) };
+    return { root: this.dirOf(key), whiteouts: this.impl.whiteouts };
+  }
+
+  /** The directories of committed snapshot `name` and its ancestors, nearest first: an overlay's lowerdirs. */
+  stackDirs(name: string): string[] {
+    return this.records.chain(this.row(name).id).map((r) => this.impl.fsDir(r.id));
   }
 
   /**
@@ -126,7 +127,7 @@ export class SnapshotService implements Snapshotter {
     return diffTrees(row.parent === null ? undefined : this.impl.fsDir(row.parent), this.impl.fsDir(row.id), opts);
   }
 
-  /** The directory of a committed snapshot (overlay: its layer alone; native: the whole tree). */
+  /** The directory of a snapshot (overlay: its own layer; native: the whole tree). */
   dirOf(key: string): string {
     return this.impl.fsDir(this.records.get(key).snapshot.id);
   }

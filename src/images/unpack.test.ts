@@ -224,7 +224,12 @@ describe('unpack', () => {
       }
       return false;
     };
-    while (!(await applying())) await new Promise((r) => setTimeout(r, 5));
+    let exited = false;
+    void closed.then(() => {
+      exited = true;
+    });
+    while (!exited && !(await applying())) await new Promise((r) => setTimeout(r, 5));
+    assert.equal(exited, false, 'the unpack was caught while applying');
     p.kill('SIGKILL');
     await closed;
     const berth = await Berth.open({ root });

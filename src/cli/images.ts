@@ -1,7 +1,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { FailedPreconditionError, hasCode, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
-import { chainIDs, contentSize, mapLimit, type ResolvedImage, resolveImage, unpack } from '../images/index.js';
+import { chainIDs, contentSize, mapLimit, type ResolvedImage, resolveImage, unpackUnderLease } from '../images/index.js';
 import type { Image, NamespaceScope } from '../metadata/index.js';
 import {
   type Digest,
@@ -263,8 +263,7 @@ export function registerImages(program: Command): void {
       .option('-q, --quiet', 'print only image IDs')
       .action(async (arg: string, opts: { trunc: boolean; quiet?: boolean }, cmd: Command) =>
         withBerth(cmd, async (b, g) => {
-          const r = find(await rows(b.namespace(g.namespace)), arg)[0] as Row;
-          if (!r.resolved) throw new FailedPreconditionError(`history "${arg}": ${r.error}`);
+          const r = resolvedRow(find(await rows(b.namespace(g.namespace)), arg)[0] as Row, arg);
           const layers = [...r.resolved.manifest.value.layers];
           const history: HistoryEntry[] = r.resolved.config.value.history ?? layers.map(() => ({}));
           const now = Date.now();
@@ -309,13 +308,7 @@ export function registerImages(program: Command): void {
           const sn = b.snapshotter(g.namespace);
           const r = resolvedRow(find(await rows(ns), arg)[0] as Row, arg);
           process.stdout.write(`unpacking ${r.image.name} (${r.image.target.digest})...`);
-          const res = await ns.leases.withLease(
-            (lease) =>
-              unpack(ns.content, sn, r.resolved.manifestDesc, {
-                onSnapshot: (key) => ns.leases.addResource(lease.id, { type: `snapshots/${sn.driver}`, id: key }),
-              }),
-            { expiresIn: 24 * 3_600_000 },
-          );
+          const res = await unpackUnderLease(ns, sn, r.resolved.manifestDesc);
           process.stdout.write(`done: ${res.applied} of ${res.chainIDs.length} layers applied (${sn.driver})\n`);
         }),
       ),
@@ -336,25 +329,18 @@ export function registerImages(program: Command): void {
           const r = resolvedRow(find(await rows(ns), arg)[0] as Row, arg);
           const target = resolve(dir);
           const key = mountKey(target);
-          await ns.leases.withLease(
-            async (lease) => {
-              const done = await unpack(ns.content, sn, r.resolved.manifestDesc, {
-                onSnapshot: (k) => ns.leases.addResource(lease.id, { type: `snapshots/${sn.driver}`, id: k }),
-              });
-              const top = done.chainIDs[done.chainIDs.length - 1];
-              const mounts = await sn.view(key, {
-                ...(top ? { parent: top } : {}),
-                labels: { 'berth.io/mount-target': target, 'berth.io/image': r.image.name },
-              });
-              try {
-                await mountAll(mounts, target);
-              } catch (err) {
-                await sn.remove(key);
-                throw err;
-              }
-            },
-            { expiresIn: 3_600_000 },
-          );
+          const done = await unpackUnderLease(ns, sn, r.resolved.manifestDesc);
+          const top = done.chainIDs.at(-1);
+          const mounts = await sn.view(key, {
+            ...(top ? { parent: top } : {}),
+            labels: { 'berth.io/mount-target': target, 'berth.io/image': r.image.name },
+          });
+          try {
+            await mountAll(mounts, target);
+          } catch (err) {
+            await sn.remove(key);
+            throw err;
+          }
           process.stdout.write(`${target}\n`);
         }),
       ),

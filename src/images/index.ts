@@ -11,4 +11,4 @@ export {
 export { type PullOpts, type PullResult, pull } from './pull.js';
 export { type PushOpts, type PushResult, push } from './push.js';
 export { distributionSourceLabel, fetchInto, mapLimit, type TransferEvent, type TransferOpts } from './transfer.js';
-export { chainIDs, type UnpackEvent, type UnpackOpts, type UnpackResult, unpack } from './unpack.js';
+export { chainIDs, snapshotResource, type UnpackEvent, type UnpackOpts, type UnpackResult, unpack, unpackUnderLease } from './unpack.js';

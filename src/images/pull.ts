@@ -17,7 +17,7 @@ import type { SnapshotService } from '../snapshots/index.js';
 import { matchingManifests, readIndex, readManifest } from './image.js';
 import { BlobTee } from './tee.js';
 import { fetchInto, mapLimit, type TransferOpts } from './transfer.js';
-import { type UnpackEvent, type UnpackResult, unpack } from './unpack.js';
+import { snapshotResource, type UnpackEvent, type UnpackResult, unpack } from './unpack.js';
 
 export interface PullOpts extends TransferOpts {
   session: Session;
@@ -115,7 +115,7 @@ export async function pull(ns: NamespaceScope, ref: string | Reference, opts: Pu
               return tees.get(d.digest)?.stream();
             },
             onEvent: opts.onUnpackEvent,
-            onSnapshot: (key) => ns.leases.addResource(lease.id, { type: `snapshots/${sn.driver}`, id: key }),
+            onSnapshot: (key) => ns.leases.addResource(lease.id, snapshotResource(sn, key)),
           });
           unpacking.catch(() => {});
         }

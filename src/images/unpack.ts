@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { applyLayer, decompress } from '../archive/index.js';
 import type { BlobReader, Provider } from '../content/index.js';
 import { DataLossError, FailedPreconditionError, hasCode, withContext } from '../errdefs/index.js';
+import type { LeaseResource, NamespaceScope } from '../metadata/index.js';
 import { type Descriptor, type Digest, digestOf, isLayer } from '../oci/index.js';
 import { SNAPSHOT_REF_LABEL, type SnapshotService } from '../snapshots/index.js';
 import { readConfig, readManifest } from './image.js';
@@ -159,4 +160,23 @@ export async function unpack(
   const failed = results.find((r) => r.status === 'rejected');
   if (failed) throw (failed as PromiseRejectedResult).reason;
   return { chainIDs: chain, applied };
+}
+
+/** The lease resource that holds a snapshot of `sn` against garbage collection. */
+export function snapshotResource(sn: SnapshotService, key: string): LeaseResource {
+  return { type: `snapshots/${sn.driver}`, id: key };
+}
+
+/** {@link unpack} under a lease of `ns`, which holds each extraction snapshot while it is filled. */
+export function unpackUnderLease(
+  ns: NamespaceScope,
+  sn: SnapshotService,
+  manifestDesc: Descriptor,
+  opts: UnpackOpts = {},
+): Promise<UnpackResult> {
+  return ns.leases.withLease(
+    (lease) =>
+      unpack(ns.content, sn, manifestDesc, { ...opts, onSnapshot: (key) => ns.leases.addResource(lease.id, snapshotResource(sn, key)) }),
+    { expiresIn: 24 * 3_600_000 },
+  );
 }

@@ -33,7 +33,7 @@ export async function mountAll(mounts: readonly Mount[], target: string, opts: {
   }
 }
 
-/** Unmounts `target` (detaching it lazily when busy is not wanted: a busy mount is an error). */
+/** Unmounts `target`; a busy mount is an error (no lazy detach). */
 export async function unmount(target: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
   try {
     await run('umount', [target], opts);

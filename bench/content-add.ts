@@ -2,10 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { berthMain } from '../src/testutil/cli.js';
 import { type Comparison, compare } from './harness.js';
-
-const berthMain = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 /**
  * `berth content add` of a 1 GiB file against `sha256sum FILE && cp FILE DEST`, alternating,

@@ -2,12 +2,14 @@
 import { contentAdd } from './content-add.js';
 import { type Comparison, printComparison } from './harness.js';
 import { pullBench } from './pull.js';
+import { runBench } from './run.js';
 import { unpackBench } from './unpack.js';
 
 const benchmarks: Record<string, () => Promise<Comparison[]>> = {
   'content-add': () => contentAdd(),
   pull: () => pullBench(),
   unpack: () => unpackBench(),
+  run: () => runBench(),
 };
 
 const wanted = process.argv.slice(2);

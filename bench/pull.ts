@@ -2,12 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { berthMain } from '../src/testutil/cli.js';
 import { skopeoCopy, umociImage } from '../src/testutil/peers.js';
 import { startRegistry } from '../src/testutil/registry.js';
 import { type Comparison, compare } from './harness.js';
-
-const berthMain = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 /**
  * Pull of a multi-layer image of about 500 MB (five layers of 100 MiB of random bytes, gzip, made by

@@ -1,15 +1,12 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { berthMain } from '../src/testutil/cli.js';
 import { umociLayers } from '../src/testutil/layers.js';
 import { sh, skopeoCopy } from '../src/testutil/peers.js';
 import { startRegistry } from '../src/testutil/registry.js';
+import { type Containerd, startContainerd } from './containerd.js';
 import { type Comparison, compare } from './harness.js';
-
-const berthMain = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 
 /**
  * Layer tars like real ones: many files of mixed sizes (1 KiB to 4 MiB), half random bytes and half
@@ -46,7 +43,7 @@ export async function unpackBench(opts: { layers?: number; layerMiB?: number; ru
   const runs = opts.runs ?? 3;
   const dir = await mkdtemp(join(tmpdir(), 'berth-bench-unpack-'));
   const registry = await startRegistry();
-  let containerd: ChildProcess | undefined;
+  let containerd: Containerd | undefined;
   try {
     const tars = join(dir, 'tars');
     await mkdir(tars);
@@ -61,8 +58,6 @@ export async function unpackBench(opts: { layers?: number; layerMiB?: number; ru
     const ref = `${registry.host}/bench/unpack:latest`;
     await skopeoCopy(`oci:${layout}:big`, `docker://${ref}`);
 
-    const cd = (i: number) => join(dir, `containerd-${i}`);
-    const sock = (i: number) => join(cd(i), 'containerd.sock');
     return await compare(
       `pull + unpack: ${layers} layers x ${layerMiB} MiB of files (gzip) from a local registry`,
       {
@@ -74,42 +69,25 @@ export async function unpackBench(opts: { layers?: number; layerMiB?: number; ru
         {
           name: 'ctr image pull REF (containerd 1.6, overlayfs)',
           setup: async (i) => {
-            await mkdir(cd(i), { recursive: true });
-            await writeFile(
-              join(cd(i), 'config.toml'),
-              [
-                'version = 2',
-                `root = "${join(cd(i), 'root')}"`,
-                `state = "${join(cd(i), 'state')}"`,
-                'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
-                '[grpc]',
-                `  address = "${sock(i)}"`,
-                '[ttrpc]',
-                `  address = "${sock(i)}.ttrpc"`,
-              ].join('\n'),
-            );
-            containerd = spawn('containerd', ['--config', join(cd(i), 'config.toml')], { stdio: 'ignore' });
-            for (let t = 0; ; t++) {
-              try {
-                await sh('ctr', ['-a', sock(i), 'version']);
-                break;
-              } catch (err) {
-                if (t > 100) throw err;
-                await sleep(100);
-              }
-            }
+            containerd = await startContainerd(join(dir, `containerd-${i}`));
           },
-          argv: (i) => ['ctr', '-a', sock(i), '-n', 'bench', 'image', 'pull', '--plain-http', '--snapshotter', 'overlayfs', ref],
-          helperPeakRssMiB: async () => {
-            const status = await readFile(`/proc/${containerd?.pid}/status`, 'utf8');
-            return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-          },
-          cleanup: async (i) => {
-            const exited = new Promise((r) => containerd?.once('exit', r));
-            containerd?.kill('SIGTERM');
-            await exited;
-            // containerd leaves its overlay snapshots unmounted; the tree goes with the root.
-            await rm(cd(i), { recursive: true, force: true });
+          argv: () => [
+            'ctr',
+            '-a',
+            (containerd as Containerd).sock,
+            '-n',
+            'bench',
+            'image',
+            'pull',
+            '--plain-http',
+            '--snapshotter',
+            'overlayfs',
+            ref,
+          ],
+          helperPeakRssMiB: () => (containerd as Containerd).peakRssMiB(),
+          cleanup: async () => {
+            await containerd?.stop();
+            containerd = undefined;
           },
         },
         {
@@ -128,7 +106,7 @@ export async function unpackBench(opts: { layers?: number; layerMiB?: number; ru
       { runs, target: '<= 0.8x containerd, < 200 MiB peak RSS', maxRatio: 0.8, maxRssMiB: 200 },
     );
   } finally {
-    containerd?.kill('SIGKILL');
+    await containerd?.stop();
     await registry.stop();
     await rm(dir, { recursive: true, force: true });
   }

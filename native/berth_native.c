@@ -1,4 +1,5 @@
-// System calls Node does not offer: mknod, l*xattr, utimensat/futimens with nanoseconds, flock.
+// System calls Node does not offer: mknod, l*xattr, utimensat/futimens with nanoseconds, flock, mount, and
+// SOCK_SEQPACKET unix sockets (conmon's attach socket), which libuv cannot open.
 // Each function is synchronous and throws an Error shaped like Node's own (code, errno, syscall, path).
 #define _GNU_SOURCE
 #include <errno.h>
@@ -9,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -39,6 +44,11 @@ static const char *errno_code(int e) {
     case ELOOP: return "ELOOP";
     case ENAMETOOLONG: return "ENAMETOOLONG";
     case EROFS: return "EROFS";
+    case ECONNREFUSED: return "ECONNREFUSED";
+    case ENOTCONN: return "ENOTCONN";
+    case ENOTSOCK: return "ENOTSOCK";
+    case EBUSY: return "EBUSY";
+    case ENODEV: return "ENODEV";
     default: return "EIO";
   }
 }
@@ -214,15 +224,88 @@ static napi_value js_llistxattr(napi_env env, napi_callback_info info) {
   return r;
 }
 
-// flock(fd, operation): LOCK_SH 1, LOCK_EX 2, LOCK_NB 4, LOCK_UN 8
-static napi_value js_flock(napi_env env, napi_callback_info info) {
+// Calls fn(a, b) with the two int32 arguments of a JS call (an fd and an operation).
+static napi_value int_call(napi_env env, napi_callback_info info, int (*fn)(int, int), const char *syscall) {
   size_t argc = 2;
   napi_value argv[2];
-  int32_t fd, op;
+  int32_t a, b;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  CHECK(napi_get_value_int32(env, argv[0], &fd));
-  CHECK(napi_get_value_int32(env, argv[1], &op));
-  return flock(fd, op) == 0 ? undefined(env) : throw_errno(env, "flock", NULL);
+  CHECK(napi_get_value_int32(env, argv[0], &a));
+  CHECK(napi_get_value_int32(env, argv[1], &b));
+  return fn(a, b) == 0 ? undefined(env) : throw_errno(env, syscall, NULL);
+}
+
+// flock(fd, operation): LOCK_SH 1, LOCK_EX 2, LOCK_NB 4, LOCK_UN 8
+static napi_value js_flock(napi_env env, napi_callback_info info) { return int_call(env, info, flock, "flock"); }
+
+// seqpacketConnect(path) → fd: a blocking AF_UNIX SOCK_SEQPACKET socket connected to path (one
+// packet per read). Long paths can go through /proc/self/fd/N/NAME of an open directory.
+static napi_value js_seqpacket_connect(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], r;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = get_string(env, argv[0]);
+  if (!path) { napi_throw_error(env, NULL, "berth_native: bad path"); return NULL; }
+  struct sockaddr_un addr = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof addr.sun_path) {
+    errno = ENAMETOOLONG;
+    r = throw_errno(env, "connect", path);
+    free(path);
+    return r;
+  }
+  strcpy(addr.sun_path, path);
+  int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+  if (fd < 0) r = throw_errno(env, "socket", path);
+  else if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    r = throw_errno(env, "connect", path);
+    int e = errno;
+    close(fd);
+    errno = e;
+  } else napi_create_int32(env, fd, &r);
+  free(path);
+  return r;
+}
+
+// shutdown(fd, how): SHUT_RD 0, SHUT_WR 1, SHUT_RDWR 2
+static napi_value js_shutdown(napi_env env, napi_callback_info info) { return int_call(env, info, shutdown, "shutdown"); }
+
+// mount(source, target, fstype, flags, data): fstype and data may be null (a bind or a remount).
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  uint32_t flags;
+  napi_valuetype t;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_value_uint32(env, argv[3], &flags));
+  char *src = get_string(env, argv[0]);
+  char *target = get_string(env, argv[1]);
+  char *fstype = NULL, *data = NULL;
+  napi_typeof(env, argv[2], &t);
+  if (t == napi_string) fstype = get_string(env, argv[2]);
+  napi_typeof(env, argv[4], &t);
+  if (t == napi_string) data = get_string(env, argv[4]);
+  napi_value r;
+  if (!src || !target) { napi_throw_error(env, NULL, "berth_native: bad path"); r = NULL; }
+  else r = mount(src, target, fstype, flags, data) == 0 ? undefined(env) : throw_errno(env, "mount", target);
+  free(src);
+  free(target);
+  free(fstype);
+  free(data);
+  return r;
+}
+
+// umount2(target, flags)
+static napi_value js_umount(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  int32_t flags;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_value_int32(env, argv[1], &flags));
+  char *target = get_string(env, argv[0]);
+  if (!target) { napi_throw_error(env, NULL, "berth_native: bad path"); return NULL; }
+  napi_value r = umount2(target, flags) == 0 ? undefined(env) : throw_errno(env, "umount2", target);
+  free(target);
+  return r;
 }
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -234,6 +317,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"lgetxattr", NULL, js_lgetxattr, NULL, NULL, NULL, napi_default, NULL},
       {"llistxattr", NULL, js_llistxattr, NULL, NULL, NULL, napi_default, NULL},
       {"flock", NULL, js_flock, NULL, NULL, NULL, napi_default, NULL},
+      {"seqpacketConnect", NULL, js_seqpacket_connect, NULL, NULL, NULL, napi_default, NULL},
+      {"shutdown", NULL, js_shutdown, NULL, NULL, NULL, napi_default, NULL},
+      {"mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL},
+      {"umount", NULL, js_umount, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # The main job end to end, on a private root: the content store and namespaces at work.
-# Grows with each capability (pull, unpack, run, ...).
+# Grows with each capability: content, pull, unpack, run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d /tmp/berth-demo.XXXXXX)
 registry_pid=
 cleanup() {
+  # Containers first: their rootfs mounts and monitors live under the root.
+  ids=$(node dist/berth.mjs ps -aq 2>/dev/null || true)
+  [ -n "$ids" ] && node dist/berth.mjs rm -f $ids >/dev/null 2>&1
   [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null
   mountpoint -q "$work/mnt" 2>/dev/null && umount "$work/mnt"
   rm -rf "$work"
 }
 trap cleanup EXIT
 export BERTH_ROOT="$work/root"
-berth() { node dist/src/cli/main.js "$@"; }
+berth() { node dist/berth.mjs "$@"; }
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 run() { step "berth $*"; berth "$@"; }
 
@@ -42,7 +45,7 @@ step "head -c 32M big.bin > fifo & berth content add --ref demo - < fifo   ... t
 big="$work/big.bin"
 head -c $((96 << 20)) /dev/urandom > "$big"
 mkfifo "$work/fifo"
-node dist/src/cli/main.js content add --ref demo -q - < "$work/fifo" &
+node dist/berth.mjs content add --ref demo -q - < "$work/fifo" &
 pid=$!
 exec 3> "$work/fifo"
 head -c $((32 << 20)) "$big" >&3
@@ -104,5 +107,34 @@ step "skopeo inspect docker://$reg/copies/hello:2   # the same digest berth push
 skopeo inspect --tls-verify=false "docker://$reg/copies/hello:2" | grep -E '"(Digest|Architecture)"'
 run rmi "$reg/copies/hello:2"
 run images --format json
+
+# Containers: an image made of Debian's busybox-static, run under runc with conmon as the monitor.
+step "umoci + skopeo: a busybox image at $reg/demo/busybox:1"
+umoci new --image "$work/layout:busybox" >/dev/null
+umoci config --image "$work/layout:busybox" --config.cmd sh --config.workingdir /srv >/dev/null
+rm -rf "$work/bundle" && umoci unpack --image "$work/layout:busybox" "$work/bundle" >/dev/null
+mkdir -p "$work/bundle/rootfs/bin" "$work/bundle/rootfs/etc" "$work/bundle/rootfs/tmp"
+cp /usr/bin/busybox "$work/bundle/rootfs/bin/busybox"
+for a in $(/usr/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$work/bundle/rootfs/bin/$a"; done
+printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n' > "$work/bundle/rootfs/etc/passwd"
+printf 'root:x:0:\nwheel:x:10:app\napp:x:1000:\n' > "$work/bundle/rootfs/etc/group"
+umoci repack --image "$work/layout:busybox" "$work/bundle" >/dev/null
+skopeo copy -q --dest-tls-verify=false "oci:$work/layout:busybox" "docker://$reg/demo/busybox:1"
+bb="$reg/demo/busybox:1"
+run run --rm "$bb" echo hello from a container          # pulls the image first
+run run --rm -u app "$bb" id
+step "berth run --rm $bb sh -c 'exit 7'; echo \$?"
+berth run --rm "$bb" sh -c 'exit 7' || echo "exit code $?"
+run run -d --name ticker "$bb" sh -c 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done'
+sleep 1
+run ps
+run logs --tail 3 ticker
+run exec ticker sh -c 'echo written by exec > /srv/note; ls /srv'
+run top ticker
+run stop -t 1 ticker
+run ps -a
+run commit -m 'a note' -c 'CMD ["cat", "/srv/note"]' ticker "$reg/demo/noted:1"
+run run --rm "$reg/demo/noted:1"
+run rm ticker
 
 printf '\nThe demo root was %s (removed on exit).\n' "$BERTH_ROOT"

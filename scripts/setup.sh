@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 
 # Debian packages: compilers for the native addons (better-sqlite3 and berth's own build from source
 # here), the real registry and the peers the tests use as oracles (docker-registry, skopeo, umoci),
-# zstd (zstd layers), containerd (the unpack benchmark's peer), openssl (test certificates) and
-# time (peak memory in benchmarks).
-deb_packages=(g++ make python3 coreutils time openssl zstd docker-registry skopeo umoci containerd)
+# zstd (zstd layers), containerd (the unpack and run benchmarks' peer), openssl (test certificates),
+# time (peak memory in benchmarks); for containers: runc (the OCI runtime), conmon (the monitor that
+# outlives the CLI), tini (`run --init`), procps (`top`), bsdutils (`script`: a pty for `exec -t`
+# without a terminal) and busybox-static (the tests' image).
+deb_packages=(g++ make python3 coreutils time openssl zstd docker-registry skopeo umoci containerd runc conmon tini procps bsdutils busybox-static)
 missing=()
 for p in "${deb_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -44,4 +46,4 @@ if [ ! -f native/build/Release/berth_native.node ] || [ "$(cat native/build/.sta
 fi
 
 npx tsc -p tsconfig.json
-chmod +x dist/src/cli/main.js
+node scripts/bundle.mjs

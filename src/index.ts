@@ -7,5 +7,6 @@ export * from './images/index.js';
 export * from './metadata/index.js';
 export * from './oci/index.js';
 export * from './remotes/index.js';
+export * from './runtime/index.js';
 export * from './services/index.js';
 export * from './snapshots/index.js';

@@ -219,6 +219,22 @@ test('cli --help of every command exits 0 and shows an example', async (t) => {
     'namespace ls',
     'info',
     'version',
+    'run',
+    'create',
+    'start',
+    'ps',
+    'logs',
+    'stop',
+    'kill',
+    'wait',
+    'rm',
+    'exec',
+    'inspect',
+    'top',
+    'rename',
+    'commit',
+    'container ls',
+    'container run',
   ]) {
     assert.ok(seen.includes(c), `${c} was not reached (${seen.join(', ')})`);
   }

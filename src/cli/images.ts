@@ -418,3 +418,23 @@ export function registerImages(program: Command): void {
   );
   example(rmOptions(image.command('rm').alias('remove').description('Remove images (names)')).action(rmAction), 'berth image rm busybox');
 }
+
+/** The image an argument names (a reference, or a full or short image ID), resolved for this host. */
+export async function lookupImage(ns: NamespaceScope, arg: string): Promise<{ name: string; resolved: ResolvedImage }> {
+  let name: string | undefined;
+  try {
+    name = formatReference(parseReference(arg));
+  } catch {
+    // not a reference: maybe an image ID
+  }
+  if (name !== undefined) {
+    try {
+      const image = ns.images.get(name);
+      return { name, resolved: await resolveImage(ns.content, image.target, platformMatcher(hostPlatform())) };
+    } catch (err) {
+      if (!hasCode(err, 'NOT_FOUND')) throw err;
+    }
+  }
+  const r = find(await rows(ns), arg)[0] as Row;
+  return { name: r.image.name, resolved: resolvedRow(r, arg).resolved };
+}

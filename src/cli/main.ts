@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
 import { BerthError, codeOf, exitCodes } from '../errdefs/index.js';
+import { commandSplitting, registerContainers } from './container.js';
 import { registerContent } from './content.js';
 import { registerImages } from './images.js';
 import { registerNamespace } from './namespace.js';
@@ -13,7 +14,7 @@ import { berthVersion } from './version.js';
 export function buildProgram(): Command {
   const program = new Command('berth')
     .description('A container image store and runtime (containerd model, docker verbs)')
-    .version(berthVersion, '-v, --version', 'print the version')
+    .version(berthVersion, '--version', 'print the version')
     .addOption(new Option('--root <dir>', 'root directory (default: /var/lib/berth as root, else $XDG_DATA_HOME/berth)').env('BERTH_ROOT'))
     .addOption(new Option('-n, --namespace <name>', 'namespace').env('BERTH_NAMESPACE').default('default'))
     .addOption(new Option('--format <format>', 'output format of listings').choices(['table', 'json']).default('table'))
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerContent(program);
   registerSnapshot(program);
   registerSystem(program);
+  registerContainers(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     cmd.showHelpAfterError('(run with --help for usage)');
@@ -62,11 +64,46 @@ function report(err: unknown, debug: boolean): number {
   return exitCodes[code];
 }
 
+/**
+ * docker's rule for `run IMAGE CMD…` and `exec CTR CMD…`: options stop at the first operand, and
+ * what follows is the container's command. Commander sees it after a `--` put there.
+ */
+export function separateContainerCommand(program: Command, argv: string[]): string[] {
+  const args = argv.slice(2);
+  const takesValue = (cmd: Command, a: string): boolean | undefined => {
+    const name = a.includes('=') ? a.slice(0, a.indexOf('=')) : a;
+    for (const c of [cmd, program]) {
+      const o = c.options.find((o) => o.long === name || o.short === name);
+      if (o) return (o.required || o.optional) && !a.includes('=');
+    }
+    return undefined; // unknown, or combined short flags such as -it
+  };
+  let i = 0;
+  while (i < args.length && (args[i] as string).startsWith('-')) i += takesValue(program, args[i] as string) ? 2 : 1;
+  let cmd = program.commands.find((c) => c.name() === args[i] || c.aliases().includes(args[i] as string));
+  const sub = cmd?.commands.find((c) => c.name() === args[i + 1] || c.aliases().includes(args[i + 1] as string));
+  if (sub) {
+    cmd = sub;
+    i++;
+  }
+  if (!cmd || !commandSplitting.has(cmd)) return argv;
+  for (i++; i < args.length; i++) {
+    const a = args[i] as string;
+    if (a === '--') return argv;
+    if (a.startsWith('-') && a !== '-') {
+      if (takesValue(cmd, a) && !/^-[a-zA-Z]./.test(a)) i++;
+      continue;
+    }
+    return [...argv.slice(0, i + 3), '--', ...argv.slice(i + 3)];
+  }
+  return argv;
+}
+
 async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
-    await program.parseAsync(argv);
-    return 0;
+    await program.parseAsync(separateContainerCommand(program, argv));
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     return report(err, argv.includes('--debug'));
   }

@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import { hasCode, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
 import { pull, push, type TransferEvent } from '../images/index.js';
-import { familiarString, formatReference, isLayer, parsePlatform, parseReference } from '../oci/index.js';
+import { familiarString, formatReference, isLayer, parsePlatform, parseReference, type Reference } from '../oci/index.js';
 import { CredentialStore, Repository, Session } from '../remotes/index.js';
-import { example, sessionFor, sessionOpts, withBerth } from './context.js';
+import type { Berth } from '../services/index.js';
+import { example, type Globals, sessionFor, sessionOpts, withBerth } from './context.js';
 import { ProgressView } from './progress.js';
 
-interface RegistryFlags {
+export interface RegistryFlags {
   plainHttp?: boolean;
   hostsDir?: string;
 }
@@ -42,6 +43,44 @@ function transferView(quiet: boolean, verb: 'pull' | 'push'): (e: TransferEvent)
   };
 }
 
+/** Pulls (and unpacks) an image with docker's progress: status lines on `out`, layer bars on stderr. */
+export async function pullImage(
+  b: Berth,
+  g: Globals,
+  reference: Reference,
+  opts: RegistryFlags & {
+    platform?: string;
+    allPlatforms?: boolean;
+    quiet?: boolean;
+    unpack?: boolean;
+    concurrency?: number;
+    out: NodeJS.WriteStream;
+  },
+): Promise<void> {
+  const out = opts.out;
+  const session = sessionFor(opts);
+  try {
+    if (!opts.quiet)
+      out.write(
+        `${reference.tag ?? reference.digest}: Pulling from ${familiarString({ ...reference, tag: undefined, digest: undefined })}\n`,
+      );
+    const r = await pull(b.namespace(g.namespace), reference, {
+      session,
+      concurrency: opts.concurrency ?? 3,
+      ...(opts.platform ? { platform: parsePlatform(opts.platform) } : {}),
+      ...(opts.allPlatforms ? { allPlatforms: true } : {}),
+      ...(opts.unpack !== false && !opts.allPlatforms ? { unpack: b.snapshotter(g.namespace) } : {}),
+      onEvent: transferView(opts.quiet ?? false, 'pull'),
+    });
+    if (!opts.quiet) {
+      out.write(`Digest: ${r.image.target.digest}\n`);
+      out.write(`Status: ${r.downloaded > 0 ? 'Downloaded newer image' : 'Image is up to date'} for ${familiarString(reference)}\n`);
+    }
+  } finally {
+    await session.close();
+  }
+}
+
 export function registerRegistry(program: Command): void {
   example(
     registryOptions(
@@ -71,30 +110,8 @@ export function registerRegistry(program: Command): void {
           const concurrency = Number(opts.maxConcurrentDownloads);
           if (!Number.isInteger(concurrency) || concurrency < 1)
             throw new InvalidArgumentError(`invalid --max-concurrent-downloads "${opts.maxConcurrentDownloads}"`);
-          const session = sessionFor(opts);
-          try {
-            if (!opts.quiet)
-              process.stdout.write(
-                `${reference.tag ?? reference.digest}: Pulling from ${familiarString({ ...reference, tag: undefined, digest: undefined })}\n`,
-              );
-            const r = await pull(b.namespace(g.namespace), reference, {
-              session,
-              concurrency,
-              ...(opts.platform ? { platform: parsePlatform(opts.platform) } : {}),
-              ...(opts.allPlatforms ? { allPlatforms: true } : {}),
-              ...(opts.unpack && !opts.allPlatforms ? { unpack: b.snapshotter(g.namespace) } : {}),
-              onEvent: transferView(opts.quiet ?? false, 'pull'),
-            });
-            if (!opts.quiet) {
-              process.stdout.write(`Digest: ${r.image.target.digest}\n`);
-              process.stdout.write(
-                `Status: ${r.downloaded > 0 ? 'Downloaded newer image' : 'Image is up to date'} for ${familiarString(reference)}\n`,
-              );
-            }
-            process.stdout.write(`${formatReference(reference)}\n`);
-          } finally {
-            await session.close();
-          }
+          await pullImage(b, g, reference, { ...opts, concurrency, out: process.stdout });
+          process.stdout.write(`${formatReference(reference)}\n`);
         }),
     ),
     'berth pull busybox',

@@ -1,3 +1,4 @@
+export { applyChange, type CommitOpts, type CommitResult, commitImage } from './commit.js';
 export {
   contentSize,
   imageId,

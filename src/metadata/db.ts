@@ -85,6 +85,25 @@ const migrations: readonly string[] = [
   ) STRICT;
   CREATE INDEX snapshot_refs_snapshot ON snapshot_refs(snapshot);
   `,
+  // Containers: what was asked (config, JSON) and what happened (state, JSON), per namespace.
+  `
+  CREATE TABLE containers (
+    namespace TEXT NOT NULL REFERENCES namespaces(name),
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    image TEXT NOT NULL,
+    image_id TEXT NOT NULL,
+    snapshotter TEXT NOT NULL,
+    snapshot_key TEXT NOT NULL,
+    config TEXT NOT NULL,
+    state TEXT NOT NULL,
+    labels TEXT NOT NULL DEFAULT '{}',
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, id),
+    UNIQUE (namespace, name)
+  ) STRICT;
+  `,
 ];
 
 export const schemaVersion = migrations.length;

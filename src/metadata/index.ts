@@ -1,3 +1,10 @@
+export {
+  type ContainerRecord,
+  type ContainerState,
+  type ContainerStatus,
+  ContainerStore,
+  validateContainerName,
+} from './containers.js';
 export { NamespacedContentStore } from './content.js';
 export { MetadataDB, type OpenOpts, schemaVersion } from './db.js';
 export { maxIdentifierLength, mergeLabels, validateIdentifier, validateLabels } from './identifiers.js';

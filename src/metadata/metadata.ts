@@ -1,4 +1,5 @@
 import type { LocalStore } from '../content/index.js';
+import { ContainerStore } from './containers.js';
 import { NamespacedContentStore } from './content.js';
 import { MetadataDB, type OpenOpts } from './db.js';
 import { validateIdentifier } from './identifiers.js';
@@ -13,6 +14,7 @@ export interface NamespaceScope {
   readonly images: ImageStore;
   readonly content: NamespacedContentStore;
   readonly leases: LeaseManager;
+  readonly containers: ContainerStore;
   /** The snapshot records of one snapshotter (driver) in this namespace. */
   snapshots(driver: string): SnapshotRecords;
 }
@@ -37,6 +39,7 @@ export class Metadata {
       images: new ImageStore(this.db, this.namespaces, name),
       content: new NamespacedContentStore(this.db, this.#local, this.namespaces, name),
       leases: new LeaseManager(this.db, this.namespaces, name),
+      containers: new ContainerStore(this.db, this.namespaces, name),
       snapshots: (driver) => new SnapshotRecords(this.db, this.namespaces, name, driver),
     };
   }

@@ -24,7 +24,7 @@ const toNamespace = (r: Row): Namespace => ({
 });
 
 /** The tables that hold objects of a namespace; one with rows keeps the namespace from removal. */
-const ownedTables = { images: 'image', blobs: 'blob', leases: 'lease', snapshot_refs: 'snapshot' } as const;
+const ownedTables = { images: 'image', blobs: 'blob', leases: 'lease', snapshot_refs: 'snapshot', containers: 'container' } as const;
 
 /** Namespaces partition images, content references and leases, as in containerd. */
 export class NamespaceStore {

@@ -1,10 +1,12 @@
+import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LocalStore } from '../content/index.js';
 import { InvalidArgumentError } from '../errdefs/index.js';
 import { Metadata, type NamespaceScope } from '../metadata/index.js';
 import { type Driver, NativeDriver, OverlayDriver, overlaySupported, SnapshotService } from '../snapshots/index.js';
+import { Containers } from './containers.js';
 
 export const snapshotterNames = ['overlayfs', 'native'] as const;
 export type SnapshotterName = (typeof snapshotterNames)[number];
@@ -47,12 +49,22 @@ export class Berth implements Disposable {
   readonly metadata: Metadata;
   /** The snapshotter this root uses by default. */
   readonly snapshotterName: SnapshotterName;
+  /**
+   * Runtime state that must not outlive a reboot (runc's state, exit files, sockets): on tmpfs under
+   * /run, one directory per root.
+   */
+  readonly runDir: string;
 
   private constructor(root: string, content: LocalStore, metadata: Metadata, snapshotter: SnapshotterName) {
     this.root = root;
     this.content = content;
     this.metadata = metadata;
     this.snapshotterName = snapshotter;
+    const key = createHash('sha256').update(root).digest('hex').slice(0, 16);
+    this.runDir =
+      process.getuid?.() === 0
+        ? join('/run/berth', key)
+        : join(process.env.XDG_RUNTIME_DIR || tmpdir(), `berth-${process.getuid?.()}`, key);
   }
 
   /** Opens (creating when needed) the root directory. */
@@ -74,6 +86,11 @@ export class Berth implements Disposable {
     const dir = join(this.root, 'snapshots', name);
     const driver: Driver = name === 'overlayfs' ? new OverlayDriver(dir) : new NativeDriver(dir);
     return new SnapshotService(this.metadata.namespace(ns).snapshots(name), driver);
+  }
+
+  /** The containers of namespace `ns`. */
+  containers(ns: string): Containers {
+    return new Containers(this, ns);
   }
 
   /** The stores of namespace `name`. @throws InvalidArgumentError for a bad name */

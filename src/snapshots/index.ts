@@ -1,5 +1,5 @@
 export type { Driver } from './driver.js';
-export { mountAll, overlaySupported, unmount } from './mount.js';
+export { isMountPoint, mountAll, overlaySupported, unmount } from './mount.js';
 export { NativeDriver } from './native.js';
 export { OverlayDriver } from './overlay.js';
 export { type ApplyTarget, SnapshotService } from './service.js';

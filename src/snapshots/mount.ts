@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { FailedPreconditionError, UnavailableError } from '../errdefs/index.js';
+import * as sys from '../sys/index.js';
 import type { Mount } from './snapshotter.js';
 
 const run = promisify(execFile);
@@ -17,14 +19,17 @@ export async function mountAll(mounts: readonly Mount[], target: string, opts: {
   for (const m of mounts) {
     try {
       if (m.type === 'bind') {
-        const ro = m.options.includes('ro');
-        await run('mount', ['--bind', m.source, target], opts);
-        if (ro) await run('mount', ['-o', 'remount,bind,ro', target], opts);
+        sys.mount(m.source, target, null, sys.MS.BIND);
+        if (m.options.includes('ro')) sys.mount(m.source, target, null, sys.MS.BIND | sys.MS.REMOUNT | sys.MS.RDONLY);
         continue;
       }
-      let options = m.options;
-      let cwd: string | undefined;
-      if (options.join(',').length >= PAGE - 1) ({ options, cwd } = compactOverlayOptions(options));
+      const data = m.options.join(',');
+      if (data.length < PAGE - 1) {
+        sys.mount(m.source, target, m.type, 0, data);
+        continue;
+      }
+      // Too long for the kernel: mount(8) from the lowerdirs' common directory, with relative paths.
+      const { options, cwd } = compactOverlayOptions(m.options);
       await run('mount', ['-t', m.type, '-o', options.join(','), m.source, target], { ...opts, cwd });
     } catch (err) {
       const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
@@ -34,12 +39,11 @@ export async function mountAll(mounts: readonly Mount[], target: string, opts: {
 }
 
 /** Unmounts `target`; a busy mount is an error (no lazy detach). */
-export async function unmount(target: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+export async function unmount(target: string): Promise<void> {
   try {
-    await run('umount', [target], opts);
+    sys.umount(target);
   } catch (err) {
-    const stderr = String((err as { stderr?: string }).stderr ?? '').trim();
-    throw new FailedPreconditionError(`unmount "${target}": ${stderr || (err as Error).message}`, { cause: err });
+    throw new FailedPreconditionError(`unmount "${target}": ${(err as Error).message}`, { cause: err });
   }
 }
 
@@ -75,4 +79,14 @@ export function overlaySupported(dir: string): Promise<boolean> {
     }
   })();
   return overlayCheck;
+}
+
+/** Whether something is mounted on `path` (from /proc/self/mountinfo). */
+export function isMountPoint(path: string): boolean {
+  const decode = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)));
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const mountPoint = line.split(' ')[4];
+    if (mountPoint !== undefined && decode(mountPoint) === path) return true;
+  }
+  return false;
 }

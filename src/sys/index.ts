@@ -1,1 +1,2 @@
-export { flock, futimes, lutimes, mknod, type Timespec, xattr } from './native.js';
+export { flock, futimes, lutimes, MS, mknod, mount, seqpacketConnect, shutdown, type Timespec, umount, xattr } from './native.js';
+export { cliEntry, packageRoot } from './package-root.js';

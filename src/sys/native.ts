@@ -1,4 +1,6 @@
 import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { packageRoot } from './package-root.js';
 
 /** The functions of berth's addon (native/berth_native.c). Errors carry Node's shape: code, errno, syscall, path. */
 interface Native {
@@ -9,10 +11,14 @@ interface Native {
   lgetxattr(path: string, name: string): Buffer | undefined;
   llistxattr(path: string): string[];
   flock(fd: number, op: number): void;
+  seqpacketConnect(path: string): number;
+  shutdown(fd: number, how: number): void;
+  mount(source: string, target: string, fstype: string | null, flags: number, data: string | null): void;
+  umount(target: string, flags: number): void;
 }
 
-// dist/src/sys/native.js → native/build/Release (the addon is built by scripts/setup.sh).
-const native = createRequire(import.meta.url)('../../../native/build/Release/berth_native.node') as Native;
+// The addon is built by scripts/setup.sh into native/build/Release.
+const native = createRequire(import.meta.url)(join(packageRoot, 'native', 'build', 'Release', 'berth_native.node')) as Native;
 
 /** mknod(2): a character device, block device or FIFO; `mode` includes the file type bits. */
 export function mknod(path: string, mode: number, major = 0, minor = 0): void {
@@ -54,4 +60,31 @@ const LOCK = { sh: 1, ex: 2, nb: 4, un: 8 } as const;
 /** flock(2). `nonBlocking` makes a held lock throw EWOULDBLOCK instead of waiting. */
 export function flock(fd: number, mode: 'sh' | 'ex' | 'un', nonBlocking = false): void {
   native.flock(fd, LOCK[mode] | (nonBlocking ? LOCK.nb : 0));
+}
+
+/**
+ * A blocking AF_UNIX SOCK_SEQPACKET socket connected to `path` (libuv opens only stream sockets).
+ * Read it with `fs.createReadStream(null, { fd })` (one packet per chunk, on the thread pool) and write
+ * it with `fs.writeSync`. Paths longer than a socket address can go through `/proc/self/fd/N/name`.
+ */
+export function seqpacketConnect(path: string): number {
+  return native.seqpacketConnect(path);
+}
+
+/** shutdown(2): `write` lets the peer read end of file; `both` also ends a read blocked on the socket. */
+export function shutdown(fd: number, how: 'write' | 'both'): void {
+  native.shutdown(fd, how === 'write' ? 1 : 2);
+}
+
+/** mount(2) flags berth uses. */
+export const MS = { RDONLY: 1, REMOUNT: 32, BIND: 4096, REC: 16384 } as const;
+
+/** mount(2): a filesystem (overlay with its options as `data`), or a bind (`fstype` null, flags MS.BIND). */
+export function mount(source: string, target: string, fstype: string | null, flags: number, data: string | null = null): void {
+  native.mount(source, target, fstype, flags, data);
+}
+
+/** umount2(2) without flags: a busy mount is an error (EBUSY), not detached. */
+export function umount(target: string): void {
+  native.umount(target, 0);
 }

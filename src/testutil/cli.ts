@@ -1,9 +1,10 @@
 // Test support: the berth CLI run as its own process.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { cliEntry } from '../sys/index.js';
 
-export const berthMain = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+/** The CLI as users run it: the bundle (dist/berth.mjs). */
+export const berthMain = cliEntry();
 
 export interface Result {
   code: number | null;

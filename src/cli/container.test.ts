@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { Berth } from '../services/index.js';
 import { pushBusyboxImage } from '../testutil/busybox.js';
 import { berth, fails, ok, type Result } from '../testutil/cli.js';
 import { startRegistry, type TestRegistry } from '../testutil/registry.js';
@@ -32,6 +33,10 @@ after(async () => {
   const ids = (await berth(root, ['ps', '-aq'])).stdout.split('\n').filter(Boolean);
   if (ids.length) await berth(root, ['rm', '-f', ...ids]);
   await registry.stop();
+  // The root's runtime directory under /run (runc state, exit files) goes with it.
+  const berthRoot = await Berth.open({ root });
+  await rm(berthRoot.runDir, { recursive: true, force: true });
+  berthRoot.close();
   await rm(work, { recursive: true, force: true });
 });
 
@@ -322,6 +327,19 @@ describe('containers (runc, conmon)', () => {
     assert.ok(Date.now() - killed < 5000);
     ok(await berth(root, ['rename', name, `${name}-old`]), 'rename');
     ok(await berth(root, ['rm', `${name}-old`]), 'rm');
+  });
+
+  test("a detached container's monitor cleans up at exit: unmounted, and removed with --rm", async () => {
+    const kept = ok(await berth(root, ['run', '-d', img, 'true']), 'run -d').stdout.trim();
+    const gone = ok(await berth(root, ['run', '-d', '--rm', img, 'true']), 'run -d --rm').stdout.trim();
+    // No berth command runs meanwhile: only the monitor's exit command can do this.
+    const dir = (id: string) => join(root, 'containers', 'default', id);
+    await waitFor('the --rm container to go', async () => (existsSync(dir(gone)) ? undefined : true));
+    await waitFor('the rootfs to be unmounted', async () =>
+      (await readFile('/proc/self/mountinfo', 'utf8')).includes(`${dir(kept)}/rootfs`) ? undefined : true,
+    );
+    assert.equal((await inspect(kept)).State.ExitCode, 0);
+    ok(await berth(root, ['rm', kept]), 'rm');
   });
 
   test('logs -f follows until the container exits; create then start -a', async () => {

@@ -117,9 +117,11 @@ const surnames =
     ' ',
   );
 
-const bootIdPath = '/proc/sys/kernel/random/boot_id';
+let currentBoot: string | undefined;
+/** This boot's ID: a container recorded under another one is not running any more. */
 function bootId(): string {
-  return readFileSync(bootIdPath, 'utf8').trim();
+  currentBoot ??= readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  return currentBoot;
 }
 
 /** A process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or undefined when it is gone. */
@@ -153,7 +155,6 @@ export function lookPath(name: string): string {
  */
 export class Containers {
   readonly ns: NamespaceScope;
-  readonly runc: Runc;
   readonly #berth: Berth;
   readonly #runDir: string;
 
@@ -161,7 +162,13 @@ export class Containers {
     this.#berth = berth;
     this.ns = berth.namespace(namespace);
     this.#runDir = berth.runDir;
-    this.runc = new Runc(join(this.#runDir, 'runc'), process.env.BERTH_RUNC ?? lookPath('runc'));
+  }
+
+  #runc: Runc | undefined;
+  /** runc, with this root's state directory; looked up when first needed (listing needs no runc). */
+  get runc(): Runc {
+    this.#runc ??= new Runc(join(this.#runDir, 'runc'), process.env.BERTH_RUNC ?? lookPath('runc'));
+    return this.#runc;
   }
 
   /** The directories and files of one container. */

@@ -13,8 +13,9 @@ const rssKiB = async (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(await readFil
 
 /**
  * `berth run --rm IMG true` against `ctr run --rm IMG ID true` (containerd 1.6 with its runc shim,
- * one daemon for all runs, its peak RSS counted), 20 times each, alternating; the image (busybox)
- * is pulled and unpacked by both first. Then the monitor's memory per running container: conmon
+ * one daemon for all runs, its peak RSS counted) and, for reference, the same with `--seccomp` (ctr
+ * applies no seccomp profile by default; berth applies its default one), 20 times each, alternating;
+ * the image (busybox) is pulled and unpacked by both first. Then the monitor's memory per running container: conmon
  * for berth, containerd-shim-runc-v2 for containerd, with five `sleep` containers each.
  * Target (issue 5): median at most 1.0x `ctr run`.
  */
@@ -43,6 +44,13 @@ export async function runBench(opts: { runs?: number } = {}): Promise<Comparison
         {
           name: 'ctr run --rm IMG ID true (containerd 1.6)',
           argv: (i) => ['ctr', '-a', cd.sock, '-n', 'bench', 'run', '--rm', ref, `bench-${i}`, 'true'],
+          helperPeakRssMiB: () => cd.peakRssMiB(),
+          cleanup: async () => {},
+        },
+        {
+          // ctr applies no seccomp profile unless asked; berth applies its default, as docker does.
+          name: 'ctr run --rm --seccomp IMG ID true',
+          argv: (i) => ['ctr', '-a', cd.sock, '-n', 'bench', 'run', '--rm', '--seccomp', ref, `bench-s-${i}`, 'true'],
           helperPeakRssMiB: () => cd.peakRssMiB(),
           cleanup: async () => {},
         },

@@ -22,6 +22,7 @@ export {
   defaultPath,
   maskedPaths,
   mergeEnv,
+  overrideEnv,
   processArgs,
   readonlyPaths,
   type SpecInput,

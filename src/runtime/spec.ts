@@ -187,30 +187,30 @@ export function processArgs(
   return args;
 }
 
+/**
+ * Env lists merged by name, later wins. A bare `NAME` takes the caller's value, or is dropped
+ * (docker's `-e NAME`).
+ */
+export function overrideEnv(base: readonly string[], overrides: readonly string[]): string[] {
+  const map = new Map<string, string>();
+  for (const kv of base) map.set(kv.split('=', 1)[0] as string, kv);
+  for (const kv of overrides) {
+    const i = kv.indexOf('=');
+    if (i >= 0) map.set(kv.slice(0, i), kv);
+    else if (globalThis.process.env[kv] !== undefined) map.set(kv, `${kv}=${globalThis.process.env[kv]}`);
+  }
+  return [...map.values()];
+}
+
 /** Env of the image, then the overrides (later wins by name); PATH is added when absent, HOSTNAME and HOME as docker does. */
 export function mergeEnv(
   image: readonly string[],
   overrides: readonly string[],
   extra: { hostname: string; home: string; tty?: boolean },
 ): string[] {
-  const map = new Map<string, string>();
-  const put = (kv: string) => {
-    const i = kv.indexOf('=');
-    map.set(i < 0 ? kv : kv.slice(0, i), kv);
-  };
-  if (!image.some((e) => e.startsWith('PATH='))) put(`PATH=${defaultPath}`);
-  put(`HOSTNAME=${extra.hostname}`);
-  for (const e of image) put(e);
-  for (const e of overrides) {
-    if (!e.includes('=')) {
-      // `-e NAME` takes the value from the caller's environment, or is dropped.
-      const v = globalThis.process.env[e];
-      if (v !== undefined) put(`${e}=${v}`);
-      continue;
-    }
-    put(e);
-  }
-  if (extra.tty && !map.has('TERM')) put('TERM=xterm');
-  if (!map.has('HOME')) put(`HOME=${extra.home}`);
-  return [...map.values()];
+  const has = (name: string, env: readonly string[]) => env.some((e) => e.startsWith(`${name}=`));
+  const env = overrideEnv([...(has('PATH', image) ? [] : [`PATH=${defaultPath}`]), `HOSTNAME=${extra.hostname}`, ...image], overrides);
+  if (extra.tty && !has('TERM', env)) env.push('TERM=xterm');
+  if (!has('HOME', env)) env.push(`HOME=${extra.home}`);
+  return env;
 }

@@ -25,6 +25,7 @@ import {
   launchMonitor,
   type Monitor,
   mergeEnv,
+  overrideEnv,
   type Process,
   processArgs,
   Runc,
@@ -242,7 +243,7 @@ export class Containers {
     const config: ContainerRunConfig = {
       Hostname: opts.hostname ?? id.slice(0, 12),
       User: opts.user ?? ic.User ?? '',
-      Env: mergeEnvLists(ic.Env ?? [], opts.env ?? []),
+      Env: overrideEnv(ic.Env ?? [], opts.env ?? []),
       Cmd: opts.cmd && opts.cmd.length > 0 ? opts.cmd : opts.entrypoint ? [] : (ic.Cmd ?? []),
       Entrypoint: entrypoint && entrypoint.length > 0 ? entrypoint : null,
       WorkingDir: opts.workingDir ?? ic.WorkingDir ?? '',
@@ -655,7 +656,7 @@ export class Containers {
     const p = this.paths(rec.id);
     const spec = JSON.parse(await readFile(p.spec, 'utf8')) as RuntimeSpec;
     const user = opts.user !== undefined ? resolveUser(p.rootfs, opts.user) : undefined;
-    const env = mergeEnvLists(spec.process.env, opts.env ?? []);
+    const env = overrideEnv(spec.process.env, opts.env ?? []);
     const proc: Process = {
       ...spec.process,
       terminal: opts.tty ?? false,
@@ -736,22 +737,6 @@ function confined<T>(fn: () => T, what: string): T {
 
 function pick<T>(list: readonly T[]): T {
   return list[Math.floor(Math.random() * list.length)] as T;
-}
-
-/** Env lists merged by name, later wins. */
-function mergeEnvLists(base: readonly string[], overrides: readonly string[]): string[] {
-  const map = new Map<string, string>();
-  for (const kv of base) map.set(kv.split('=', 1)[0] as string, kv);
-  for (const kv of overrides) {
-    const i = kv.indexOf('=');
-    if (i < 0) {
-      const v = process.env[kv];
-      if (v !== undefined) map.set(kv, `${kv}=${v}`);
-      continue;
-    }
-    map.set(kv.slice(0, i), kv);
-  }
-  return [...map.values()];
 }
 
 function exitTime(persist: string): string {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { Berth } from '../services/index.js';
 import { pushBusyboxImage } from '../testutil/busybox.js';
-import { berth, fails, ok, type Result } from '../testutil/cli.js';
+import { berth, berthMain, fails, ok, type Result } from '../testutil/cli.js';
 import { startRegistry, type TestRegistry } from '../testutil/registry.js';
 
 // Real containers: runc through conmon, from an image made of Debian's busybox-static, pulled from
@@ -366,6 +366,16 @@ describe('containers (runc, conmon)', () => {
       'from stdin\ndone\n',
     );
     assert.equal(ok(await berth(root, ['run', '--rm', img, 'sh', '-c', 'test -t 0 || echo notty']), 'no -t').stdout, 'notty\n');
+    // From a terminal (script(1) lends one), the container's terminal takes its size.
+    const sized = execFileSync(
+      'script',
+      ['-qec', `stty rows 40 cols 100; ${process.execPath} ${berthMain} run --rm -t ${img} stty size`, '/dev/null'],
+      {
+        env: { ...process.env, BERTH_ROOT: root, BERTH_NAMESPACE: '' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    assert.equal(sized.toString().replace(/\r/g, ''), '40 100\n');
   });
 
   test('a lost monitor: ps -a tells the truth and start works again', async () => {
@@ -480,15 +490,7 @@ describe('container process tree', () => {
   test('a foreground run forwards SIGTERM to the container', async () => {
     const p = spawn(
       process.execPath,
-      [
-        join(import.meta.dirname, '..', 'cli', 'main.js'),
-        'run',
-        '--rm',
-        img,
-        'sh',
-        '-c',
-        'trap "echo got term; exit 9" TERM; echo ready; while true; do sleep 0.1; done',
-      ],
+      [berthMain, 'run', '--rm', img, 'sh', '-c', 'trap "echo got term; exit 9" TERM; echo ready; while true; do sleep 0.1; done'],
       {
         env: { ...process.env, BERTH_ROOT: root, BERTH_NAMESPACE: '' },
         stdio: ['ignore', 'pipe', 'pipe'],

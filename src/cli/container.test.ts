@@ -342,7 +342,7 @@ describe('containers (runc, conmon)', () => {
     ok(await berth(root, ['rm', kept]), 'rm');
   });
 
-  test('logs -f follows until the container exits; create then start -a', async () => {
+  test('logs -f follows until the container exits; stop kills after the timeout; create then start -a', async () => {
     const name = `follow-${tag}`;
     await runDetached(name, 'for i in 1 2 3; do echo line $i; sleep 0.3; done; echo oops >&2; exit 2');
     const followed = ok(await berth(root, ['logs', '-f', name]), 'logs -f');
@@ -350,6 +350,15 @@ describe('containers (runc, conmon)', () => {
     assert.equal(followed.stderr, 'oops\n');
     assert.equal((await inspect(name)).State.ExitCode, 2);
     ok(await berth(root, ['rm', name]), 'rm');
+    // A process that ignores the stop signal (sh as PID 1 ignores SIGTERM) is killed after the timeout.
+    const stubborn = `stubborn-${tag}`;
+    await runDetached(stubborn, 'while true; do sleep 0.1; done');
+    const t0 = Date.now();
+    ok(await berth(root, ['stop', '-t', '1', stubborn]), 'stop -t 1');
+    const took = Date.now() - t0;
+    assert.ok(took >= 1000 && took < 6000, `stop took ${took} ms`);
+    assert.equal((await inspect(stubborn)).State.ExitCode, 137);
+    ok(await berth(root, ['rm', stubborn]), 'rm stubborn');
     const created = `created-${tag}`;
     ok(await berth(root, ['create', '--name', created, img, 'sh', '-c', 'echo started; exit 6']), 'create');
     assert.match(ok(await berth(root, ['ps', '-a', '--filter', `name=${created}`]), 'ps').stdout, /Created/);

@@ -7,15 +7,15 @@ work=$(mktemp -d /tmp/berth-demo.XXXXXX)
 registry_pid=
 cleanup() {
   # Containers first: their rootfs mounts and monitors live under the root.
-  ids=$(node dist/berth.mjs ps -aq 2>/dev/null || true)
-  [ -n "$ids" ] && node dist/berth.mjs rm -f $ids >/dev/null 2>&1
+  ids=$(node dist/berth.cjs ps -aq 2>/dev/null || true)
+  [ -n "$ids" ] && node dist/berth.cjs rm -f $ids >/dev/null 2>&1
   [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null
   mountpoint -q "$work/mnt" 2>/dev/null && umount "$work/mnt"
   rm -rf "$work"
 }
 trap cleanup EXIT
 export BERTH_ROOT="$work/root"
-berth() { node dist/berth.mjs "$@"; }
+berth() { node dist/berth.cjs "$@"; }
 step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 run() { step "berth $*"; berth "$@"; }
 
@@ -45,7 +45,7 @@ step "head -c 32M big.bin > fifo & berth content add --ref demo - < fifo   ... t
 big="$work/big.bin"
 head -c $((96 << 20)) /dev/urandom > "$big"
 mkfifo "$work/fifo"
-node dist/berth.mjs content add --ref demo -q - < "$work/fifo" &
+node dist/berth.cjs content add --ref demo -q - < "$work/fifo" &
 pid=$!
 exec 3> "$work/fifo"
 head -c $((32 << 20)) "$big" >&3

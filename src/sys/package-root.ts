@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 
 /**
  * The berth package's directory (its package.json), found by walking up from this module: the same
- * answer from the compiled tree (dist/src/…) and from the CLI bundle (dist/berth.mjs).
+ * answer from the compiled tree (dist/src/…) and from the CLI bundle (dist/berth.cjs).
  */
 export const packageRoot: string = (() => {
   let dir = dirname(fileURLToPath(import.meta.url));
@@ -22,6 +22,6 @@ export const packageRoot: string = (() => {
 
 /** The CLI entry point: the bundle when it is built, else the compiled module. */
 export function cliEntry(): string {
-  const bundle = join(packageRoot, 'dist', 'berth.mjs');
+  const bundle = join(packageRoot, 'dist', 'berth.cjs');
   return existsSync(bundle) ? bundle : join(packageRoot, 'dist', 'src', 'cli', 'main.js');
 }

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { cliEntry } from '../sys/index.js';
 
-/** The CLI as users run it: the bundle (dist/berth.mjs). */
+/** The CLI as users run it: the bundle (dist/berth.cjs). */
 export const berthMain = cliEntry();
 
 export interface Result {

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Berth } from '../src/services/index.js';
 import { pushBusyboxImage } from '../src/testutil/busybox.js';
 import { berthMain } from '../src/testutil/cli.js';
 import { sh } from '../src/testutil/peers.js';
@@ -83,6 +84,9 @@ export async function runBench(opts: { runs?: number } = {}): Promise<Comparison
   } finally {
     await containerd?.stop();
     await registry.stop();
+    const b = await Berth.open({ root });
+    await rm(b.runDir, { recursive: true, force: true });
+    b.close();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -9,6 +9,8 @@ cleanup() {
   # Containers first: their rootfs mounts and monitors live under the root.
   ids=$(node dist/berth.cjs ps -aq 2>/dev/null || true)
   [ -n "$ids" ] && node dist/berth.cjs rm -f $ids >/dev/null 2>&1
+  # The root's runtime directory under /run goes with the root.
+  rm -rf "$(node --input-type=module -e "import { Berth } from './dist/src/index.js'; const b = await Berth.open({ root: process.argv[1] }); console.log(b.runDir); b.close()" "$BERTH_ROOT" 2>/dev/null || echo /nonexistent)"
   [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null
   mountpoint -q "$work/mnt" 2>/dev/null && umount "$work/mnt"
   rm -rf "$work"

@@ -1,4 +1,4 @@
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
+import { AlreadyExistsError, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
 import { parseLabels } from './db.js';
 import { validateLabels } from './identifiers.js';
 import { ScopedStore } from './scoped.js';
@@ -147,21 +147,13 @@ export class ContainerStore extends ScopedStore {
     );
   }
 
-  /**
-   * Replaces the state of container `id` when it still is `expect` (compare and set across
-   * processes): false when another process changed it first. @throws NotFoundError
-   */
-  setState(id: string, state: ContainerState, expect?: ContainerState): boolean {
-    return this.db.immediate(() => {
-      const r = this.db.stmt('SELECT state FROM containers WHERE namespace = ? AND id = ?').get(this.namespace, id) as
-        | { state: string }
-        | undefined;
-      if (!r) throw new NotFoundError(`No such container: ${id}`);
-      if (expect !== undefined && r.state !== JSON.stringify(expect)) return false;
-      this.db
+  /** Replaces the state of container `id` (callers hold the container's lock). @throws NotFoundError */
+  setState(id: string, state: ContainerState): void {
+    this.db.immediate(() => {
+      const r = this.db
         .stmt('UPDATE containers SET state = ?, updated_at = ? WHERE namespace = ? AND id = ?')
         .run(JSON.stringify(state), Date.now(), this.namespace, id);
-      return true;
+      if (r.changes === 0) throw new NotFoundError(`No such container: ${id}`);
     });
   }
 
@@ -181,17 +173,11 @@ export class ContainerStore extends ScopedStore {
     });
   }
 
-  /** Removes the record. @throws FailedPreconditionError unless its state is `expect` (when given) */
-  delete(id: string, expect?: ContainerState): void {
+  /** Removes the record. @throws NotFoundError */
+  delete(id: string): void {
     this.db.immediate(() => {
-      const r = this.db.stmt('SELECT state FROM containers WHERE namespace = ? AND id = ?').get(this.namespace, id) as
-        | { state: string }
-        | undefined;
-      if (!r) throw new NotFoundError(`No such container: ${id}`);
-      if (expect !== undefined && r.state !== JSON.stringify(expect)) {
-        throw new FailedPreconditionError(`container "${id}": changed by another process while being removed`);
-      }
-      this.db.stmt('DELETE FROM containers WHERE namespace = ? AND id = ?').run(this.namespace, id);
+      const r = this.db.stmt('DELETE FROM containers WHERE namespace = ? AND id = ?').run(this.namespace, id);
+      if (r.changes === 0) throw new NotFoundError(`No such container: ${id}`);
     });
   }
 }

@@ -221,3 +221,49 @@ test('metadata: two processes open a fresh metadata.db and write at once', async
   assert.equal(md.db.sqlite.pragma('integrity_check', { simple: true }), 'ok');
   assert.equal(md.db.sqlite.pragma('journal_mode', { simple: true }), 'wal');
 });
+
+test('containers: unique names per namespace, lookup by ID, name or unique prefix, state, rename, delete', async (t) => {
+  const { md } = await open(t);
+  const a = md.namespace('a').containers;
+  const rec = (id: string, name: string) => ({
+    id,
+    name,
+    image: 'docker.io/library/busybox:latest',
+    imageId: `sha256:${'1'.repeat(64)}`,
+    snapshotter: 'overlayfs',
+    snapshotKey: id,
+    config: { Cmd: ['true'] },
+    state: { status: 'created' as const },
+    labels: {},
+  });
+  const one = `abc1${'0'.repeat(60)}`;
+  const two = `abc2${'0'.repeat(60)}`;
+  a.create(rec(one, 'web'));
+  a.create(rec(two, 'db'));
+  assert.throws(() => a.create(rec(`f${'0'.repeat(63)}`, 'web')), { code: 'ALREADY_EXISTS', message: /"\/web" is already in use/ });
+  assert.throws(() => a.create(rec(`f${'0'.repeat(63)}`, 'bad name')), { code: 'INVALID_ARGUMENT' });
+  md.namespace('b').containers.create(rec(`b${'0'.repeat(63)}`, 'web')); // another namespace: the name is free there
+  assert.equal(a.find('web').id, one);
+  assert.equal(a.find('/db').id, two);
+  assert.equal(a.find(one).name, 'web');
+  assert.equal(a.find('abc2').id, two);
+  assert.throws(() => a.find('abc'), { code: 'INVALID_ARGUMENT', message: /multiple containers/ });
+  assert.throws(() => a.find('nothing'), { code: 'NOT_FOUND', message: /No such container: nothing/ });
+  a.setState(one, { status: 'exited', exitCode: 3 });
+  assert.deepEqual(a.find('web').state, { status: 'exited', exitCode: 3 });
+  assert.throws(() => a.rename(one, 'db'), { code: 'ALREADY_EXISTS' });
+  a.rename(one, 'frontend');
+  assert.equal(a.find('frontend').id, one);
+  assert.deepEqual(
+    a
+      .list()
+      .map((c) => c.name)
+      .sort(),
+    ['db', 'frontend'],
+  );
+  assert.throws(() => md.namespaces.remove('a'), { code: 'FAILED_PRECONDITION', message: /2 containers/ });
+  a.delete(one);
+  a.delete(two);
+  assert.throws(() => a.delete(two), { code: 'NOT_FOUND' });
+  md.namespaces.remove('a');
+});

@@ -5,7 +5,7 @@ import { type Command, Option } from 'commander';
 import { codeOf, exitCodes, hasCode, InvalidArgumentError } from '../errdefs/index.js';
 import { formatReference, parseReference } from '../oci/index.js';
 import { dockerTime, exitStatus, parseLogTime, readLog, resize } from '../runtime/index.js';
-import type { Berth, Container, Containers, CreateContainerOpts } from '../services/index.js';
+import { type Berth, type Container, type Containers, type CreateContainerOpts, parseBind } from '../services/index.js';
 import { example, type Globals, withBerth } from './context.js';
 import { lookupImage } from './images.js';
 import { humanDuration, parseKeyValues, printJSON, printListing } from './output.js';
@@ -287,15 +287,8 @@ export function inspectContainer(containers: Containers, c: Container): Record<s
     HostConfig: c.config.HostConfig,
     GraphDriver: graphDriver(containers, c),
     Mounts: c.config.HostConfig.Binds.map((b) => {
-      const [source, destination, mode = ''] = b.split(':');
-      return {
-        Type: 'bind',
-        Source: source,
-        Destination: destination,
-        Mode: mode,
-        RW: !mode.split(',').includes('ro'),
-        Propagation: 'rprivate',
-      };
+      const { source, destination, readOnly, mode } = parseBind(b);
+      return { Type: 'bind', Source: source, Destination: destination, Mode: mode, RW: !readOnly, Propagation: 'rprivate' };
     }),
     Config: cfg,
     NetworkSettings: { Networks: { [c.config.HostConfig.NetworkMode]: {} } },

@@ -61,15 +61,6 @@ export async function unpack(
     throw new FailedPreconditionError(`unpack ${manifestDesc.digest}: ${layers.length} layers but ${diffIDs.length} diffIDs in the config`);
   }
   const chain = chainIDs(diffIDs);
-  const exists = async (name: string) => {
-    try {
-      await sn.stat(name);
-      return true;
-    } catch (err) {
-      if (hasCode(err, 'NOT_FOUND')) return false;
-      throw err;
-    }
-  };
 
   // Each layer's commit waits for its parent's; with rebase, its apply does not.
   const committed: Promise<void>[] = [];
@@ -91,7 +82,7 @@ export async function unpack(
     const name = chain[i] as Digest;
     const parent = i > 0 ? (chain[i - 1] as Digest) : undefined;
     const parentDone = i > 0 ? (committed[i - 1] as Promise<void>) : Promise.resolve();
-    if (await exists(name)) {
+    if (sn.has(name)) {
       await parentDone;
       opts.onEvent?.({ type: 'layer-exists', digest: layer.digest, chainID: name });
       return;
@@ -107,7 +98,7 @@ export async function unpack(
       try {
         await sn.prepare(key, { parent: parallel ? undefined : parent, labels: { [SNAPSHOT_REF_LABEL]: name } });
       } catch (err) {
-        if (!hasCode(err, 'ALREADY_EXISTS') || !(await exists(name))) throw err;
+        if (!hasCode(err, 'ALREADY_EXISTS') || !sn.has(name)) throw err;
         await parentDone;
         opts.onEvent?.({ type: 'layer-exists', digest: layer.digest, chainID: name });
         return;

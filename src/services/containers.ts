@@ -219,7 +219,7 @@ export class Containers {
     const sn = this.#berth.snapshotter(this.ns.name);
     const chain = chainIDs(r.config.value.rootfs.diff_ids);
     const top = chain.at(-1);
-    if (top !== undefined && !(await exists(sn, top))) await unpackUnderLease(this.ns, sn, r.manifestDesc);
+    if (top !== undefined && !sn.has(top, 'committed')) await unpackUnderLease(this.ns, sn, r.manifestDesc);
     const host: ContainerHostConfig = {
       Binds: [],
       Tmpfs: {},
@@ -263,7 +263,6 @@ export class Containers {
 
     const paths = this.paths(id);
     mkdirSync(paths.rootfs, { recursive: true, mode: 0o700 });
-    writeFileSync(join(paths.dir, 'lock'), '');
     const record = {
       id,
       name: '',
@@ -717,15 +716,6 @@ export class Containers {
   }
 }
 
-async function exists(sn: SnapshotService, key: string): Promise<boolean> {
-  try {
-    return (await sn.stat(key)).kind === 'committed';
-  } catch (err) {
-    if (hasCode(err, 'NOT_FOUND')) return false;
-    throw err;
-  }
-}
-
 /** Runs a path resolution, naming what was resolved in its error. */
 function confined<T>(fn: () => T, what: string): T {
   try {
@@ -748,7 +738,7 @@ function exitTime(persist: string): string {
 }
 
 /** `-v HOST:CONTAINER[:ro|rw]`. @throws InvalidArgumentError */
-export function parseBind(spec: string): { source: string; destination: string; readOnly: boolean } {
+export function parseBind(spec: string): { source: string; destination: string; readOnly: boolean; mode: string } {
   const parts = spec.split(':');
   if (parts.length < 2 || parts.length > 3)
     throw new InvalidArgumentError(`invalid volume specification "${spec}" (want HOST:CONTAINER[:ro])`);
@@ -763,7 +753,12 @@ export function parseBind(spec: string): { source: string; destination: string; 
   const opts = mode.split(',');
   if (!opts.every((o) => o === 'ro' || o === 'rw' || o === 'z' || o === 'Z'))
     throw new InvalidArgumentError(`invalid volume mode "${mode}" in "${spec}"`);
-  return { source: posix.normalize(source), destination: posix.normalize(destination), readOnly: opts.includes('ro') };
+  return {
+    source: posix.normalize(source),
+    destination: posix.normalize(destination),
+    readOnly: opts.includes('ro'),
+    mode: parts[2] ?? '',
+  };
 }
 
 /** `--security-opt` values: `seccomp=unconfined|FILE`, `no-new-privileges[=true|false]`. */

@@ -1,5 +1,5 @@
 import { type DiffOpts, diffOverlay, diffTrees } from '../archive/index.js';
-import { AlreadyExistsError, FailedPreconditionError, throwIfAborted } from '../errdefs/index.js';
+import { AlreadyExistsError, FailedPreconditionError, hasCode, throwIfAborted } from '../errdefs/index.js';
 import type { SnapshotRecords, SnapshotRef, SnapshotRow } from '../metadata/index.js';
 import type { Driver } from './driver.js';
 import {
@@ -100,6 +100,17 @@ export class SnapshotService implements Snapshotter {
 
   async *list(): AsyncIterable<SnapshotInfo> {
     for (const ref of this.records.list()) yield this.#info(ref);
+  }
+
+  /** Whether `key` names a snapshot of this namespace (of `kind`, when given). */
+  has(key: string, kind?: SnapshotRow['kind']): boolean {
+    try {
+      const row = this.row(key);
+      return kind === undefined || row.kind === kind;
+    } catch (err) {
+      if (hasCode(err, 'NOT_FOUND')) return false;
+      throw err;
+    }
   }
 
   /** The row behind a key (storage id, unpacked size). @throws NotFoundError */

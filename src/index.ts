@@ -3,6 +3,7 @@
 export * from './archive/index.js';
 export * from './content/index.js';
 export * from './errdefs/index.js';
+export * from './gc/index.js';
 export * from './images/index.js';
 export * from './metadata/index.js';
 export * from './oci/index.js';

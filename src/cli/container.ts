@@ -521,10 +521,13 @@ function defineVerbs(parent: Command, group: boolean): void {
       .argument('<container...>')
       .option('-f, --force', 'kill and remove running containers')
       .action(
-        perContainer<{ force?: boolean }>(async (containers, ref, flags) => {
-          await containers.remove(ref, { force: flags.force ?? false });
-          return undefined;
-        }),
+        perContainer<{ force?: boolean }>(
+          async (containers, ref, flags) => {
+            await containers.remove(ref, { force: flags.force ?? false });
+            return undefined;
+          },
+          (b) => (b.settings.gcAfterRemove ? b.gc().then(() => {}) : Promise.resolve()),
+        ),
       ),
     'berth rm -f web',
   );
@@ -648,6 +651,40 @@ function defineVerbs(parent: Command, group: boolean): void {
   );
 }
 
+/**
+ * Removes the stopped containers of a namespace (`filters`: docker's `until=`, `label=`, `label!=`);
+ * `reclaimed` is the disk space their writable layers and files took.
+ */
+export async function pruneContainers(b: Berth, namespace: string, filters: string[] = []): Promise<{ ids: string[]; reclaimed: number }> {
+  const containers = b.containers(namespace);
+  const out = { ids: [] as string[], reclaimed: 0 };
+  for (const c of await containers.list()) {
+    if (c.state.status === 'running') continue;
+    if (!filters.every((f) => pruneFilter(c, f))) continue;
+    const usage = await containers.usage(c);
+    try {
+      await containers.remove(c.id);
+    } catch (err) {
+      if (hasCode(err, 'NOT_FOUND') || hasCode(err, 'FAILED_PRECONDITION')) continue; // removed or started meanwhile
+      throw err;
+    }
+    out.ids.push(c.id);
+    out.reclaimed += usage.removable;
+  }
+  return out;
+}
+
+function pruneFilter(c: Container, f: string): boolean {
+  const i = f.indexOf('=');
+  if (i <= 0) throw new InvalidArgumentError(`invalid filter "${f}" (want key=value)`);
+  const k = f.slice(0, i);
+  const v = f.slice(i + 1);
+  if (k === 'until') return c.createdAt.getTime() < parseLogTime(v);
+  if (k === 'label') return matchFilter(c, f);
+  if (k === 'label!') return !matchFilter(c, `label=${v}`);
+  throw new InvalidArgumentError(`invalid filter "${k}" (want until, label or label!)`);
+}
+
 function matchFilter(c: Container, f: string): boolean {
   const i = f.indexOf('=');
   if (i <= 0) throw new InvalidArgumentError(`invalid filter "${f}" (want key=value)`);
@@ -693,11 +730,18 @@ async function eachContainer(refs: string[], fn: (ref: string) => Promise<string
 }
 
 /** An action over the containers its arguments name (start, stop, kill, rm, wait). */
-function perContainer<F>(fn: (containers: Containers, ref: string, flags: F) => Promise<string | undefined>) {
+function perContainer<F>(
+  fn: (containers: Containers, ref: string, flags: F) => Promise<string | undefined>,
+  after?: (b: Berth) => Promise<void>,
+) {
   return (refs: string[], flags: F, cmd: Command) =>
     withBerth(cmd, async (b, g) => {
       const containers = b.containers(g.namespace);
-      await eachContainer(refs, (ref) => fn(containers, ref, flags));
+      try {
+        await eachContainer(refs, (ref) => fn(containers, ref, flags));
+      } finally {
+        await after?.(b);
+      }
     });
 }
 

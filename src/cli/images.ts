@@ -1,9 +1,10 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { FailedPreconditionError, hasCode, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
-import { chainIDs, contentSize, mapLimit, type ResolvedImage, resolveImage, unpackUnderLease } from '../images/index.js';
+import { contentSize, mapLimit, type ResolvedImage, resolveImage, unpackUnderLease } from '../images/index.js';
 import type { Image, NamespaceScope } from '../metadata/index.js';
 import {
+  chainIDs,
   type Digest,
   digestHex,
   familiarName,
@@ -14,6 +15,8 @@ import {
   platformMatcher,
   type Reference,
 } from '../oci/index.js';
+import { parseLogTime } from '../runtime/index.js';
+import type { Berth } from '../services/index.js';
 import { mountAll, type SnapshotInfo, type SnapshotService, unmount } from '../snapshots/index.js';
 import { example, withBerth } from './context.js';
 import { humanDuration, humanSize, printJSON, printListing } from './output.js';
@@ -31,6 +34,8 @@ interface Row {
 
 async function rows(ns: NamespaceScope, sn?: SnapshotService): Promise<Row[]> {
   const matcher = platformMatcher(hostPlatform());
+  // The layer stacks this namespace has, read once: a thousand images share a few.
+  const unpacked = new Map(sn?.records.list().map((r) => [r.key, r.snapshot.unpackedSize ?? 0]));
   // Each image needs three small reads (index or manifest, manifest, config): overlap them.
   return mapLimit(ns.images.list(), 16, async (image) => {
     const row: Row = { image };
@@ -42,27 +47,14 @@ async function rows(ns: NamespaceScope, sn?: SnapshotService): Promise<Row[]> {
     try {
       row.resolved = await resolveImage(ns.content, image.target, matcher);
       row.chainIDs = chainIDs(row.resolved.config.value.rootfs.diff_ids);
-      if (sn) row.unpackedSize = unpackedSizeOf(sn, row.chainIDs);
+      // docker's number, the sum of the layers' unpacked sizes, when every layer stack is unpacked
+      if (sn && row.chainIDs.every((c) => unpacked.has(c))) row.unpackedSize = row.chainIDs.reduce((n, c) => n + (unpacked.get(c) ?? 0), 0);
     } catch (err) {
       if (!hasCode(err, 'NOT_FOUND') && !hasCode(err, 'INVALID_ARGUMENT')) throw err;
       row.error = (err as Error).message;
     }
     return row;
   });
-}
-
-/** Sum of the layers' unpacked sizes; undefined unless every layer stack is unpacked. */
-function unpackedSizeOf(sn: SnapshotService, chain: Digest[]): number | undefined {
-  let total = 0;
-  for (const c of chain) {
-    try {
-      total += sn.row(c).unpackedSize ?? 0;
-    } catch (err) {
-      if (hasCode(err, 'NOT_FOUND')) return undefined;
-      throw err;
-    }
-  }
-  return total;
 }
 
 /** The key of the view that `image mount` makes for a directory. */
@@ -129,16 +121,22 @@ function filterRows(all: Row[], filters: string[]): Row[] {
         if (value !== 'true' && value !== 'false') throw new InvalidArgumentError(`invalid filter "${f}": dangling is true or false`);
         out = out.filter((r) => (r.ref?.tag === undefined) === (value === 'true'));
         break;
-      case 'label': {
+      case 'label':
+      case 'label!': {
         const [k, v] = value.split('=', 2) as [string, string?];
         out = out.filter((r) => {
           const labels = r.resolved?.config.value.config?.Labels ?? {};
-          return k in labels && (v === undefined || labels[k] === v);
+          return (k in labels && (v === undefined || labels[k] === v)) === (key === 'label');
         });
         break;
       }
+      case 'until': {
+        const t = parseLogTime(value);
+        out = out.filter((r) => (createdOf(r) || r.image.createdAt.getTime()) < t);
+        break;
+      }
       default:
-        throw new InvalidArgumentError(`invalid filter "${key}": use reference, before, since, dangling or label`);
+        throw new InvalidArgumentError(`invalid filter "${key}": use reference, before, since, dangling, label, label! or until`);
     }
   }
   return out;
@@ -392,6 +390,7 @@ export function registerImages(program: Command): void {
   const rmAction = async (args: string[], opts: { force?: boolean }, cmd: Command) =>
     withBerth(cmd, async (b, g) => {
       const ns = b.namespace(g.namespace);
+      const printed = new Set<string>();
       for (const arg of args) {
         const all = await rows(ns);
         // Names are unique: several matches mean an image ID with several names.
@@ -408,7 +407,13 @@ export function registerImages(program: Command): void {
           );
         }
         const id = idOf(matched[0] as Row);
-        if (id && !all.some((x) => idOf(x) === id && !matched.includes(x))) process.stdout.write(`Deleted: ${id}\n`);
+        if (id && !all.some((x) => idOf(x) === id && !matched.includes(x))) {
+          process.stdout.write(`Deleted: ${id}\n`);
+          printed.add(id);
+        }
+      }
+      if (b.settings.gcAfterRemove) {
+        for (const blob of (await b.gc()).blobs) if (!printed.has(blob.digest)) process.stdout.write(`Deleted: ${blob.digest}\n`);
       }
     });
   const rmOptions = (c: Command) => c.argument('<images...>').option('-f, --force', 'remove every name of an image ID');
@@ -417,6 +422,36 @@ export function registerImages(program: Command): void {
     'berth rmi busybox',
   );
   example(rmOptions(image.command('rm').alias('remove').description('Remove images (names)')).action(rmAction), 'berth image rm busybox');
+}
+
+/** What `image prune` removed: the names, and the image IDs left without a name. */
+export interface PrunedImages {
+  untagged: string[];
+  deleted: Digest[];
+}
+
+/**
+ * Removes the images of a namespace that no container uses: the dangling ones (no tag), or with
+ * `all` every one; `filters` as docker's (`until=`, `label=`, `label!=`). The content goes with the
+ * garbage collection the caller runs next.
+ */
+export async function pruneImages(b: Berth, namespace: string, opts: { all?: boolean; filters?: string[] } = {}): Promise<PrunedImages> {
+  const ns = b.namespace(namespace);
+  const all = await rows(ns);
+  const used = new Set(ns.containers.list().map((c) => c.imageId));
+  const victims = filterRows(
+    all.filter((r) => opts.all || r.ref?.tag === undefined),
+    opts.filters ?? [],
+  ).filter((r) => !used.has(idOf(r) ?? ''));
+  const out: PrunedImages = { untagged: [], deleted: [] };
+  for (const r of victims) {
+    ns.images.delete(r.image.name);
+    out.untagged.push(r.ref?.tag !== undefined ? `${repoOf(r)}:${r.ref.tag}` : `${repoOf(r)}@${r.image.target.digest}`);
+  }
+  for (const id of new Set(victims.map(idOf))) {
+    if (id && !all.some((x) => idOf(x) === id && !victims.includes(x))) out.deleted.push(id);
+  }
+  return out;
 }
 
 /** The image an argument names (a reference, or a full or short image ID), resolved for this host. */

@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { BerthError, codeOf, exitCodes } from '../errdefs/index.js';
 import { commandSplitting, registerContainers } from './container.js';
 import { registerContent } from './content.js';
+import { registerDisk } from './disk.js';
 import { registerImages } from './images.js';
 import { registerNamespace } from './namespace.js';
 import { registerRegistry } from './registry.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerSnapshot(program);
   registerSystem(program);
   registerContainers(program);
+  registerDisk(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     cmd.showHelpAfterError('(run with --help for usage)');

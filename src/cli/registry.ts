@@ -53,6 +53,8 @@ export async function pullImage(
     allPlatforms?: boolean;
     quiet?: boolean;
     unpack?: boolean;
+    /** Drop the compressed layer blobs once unpacked; the root's setting (keepCompressedLayers) when absent. */
+    discardUnpackedLayers?: boolean;
     concurrency?: number;
     out: NodeJS.WriteStream;
   },
@@ -70,6 +72,7 @@ export async function pullImage(
       ...(opts.platform ? { platform: parsePlatform(opts.platform) } : {}),
       ...(opts.allPlatforms ? { allPlatforms: true } : {}),
       ...(opts.unpack !== false && !opts.allPlatforms ? { unpack: b.snapshotter(g.namespace) } : {}),
+      discardUnpackedLayers: opts.discardUnpackedLayers ?? !b.settings.keepCompressedLayers,
       onEvent: transferView(opts.quiet ?? false, 'pull'),
     });
     if (!opts.quiet) {
@@ -92,6 +95,11 @@ export function registerRegistry(program: Command): void {
         .option('-a, --all-platforms', 'pull every platform of a multi-platform image')
         .option('-q, --quiet', 'print only the image reference')
         .option('--no-unpack', 'only fetch the content; do not unpack the layers into snapshots')
+        .option(
+          '--discard-unpacked-layers',
+          "drop the compressed layer blobs once unpacked (the root's default: system config keepCompressedLayers)",
+        )
+        .option('--no-discard-unpacked-layers', 'keep the compressed layer blobs whatever the root says')
         .option('--max-concurrent-downloads <n>', 'blobs downloaded at once', '3'),
     ).action(
       async (
@@ -101,6 +109,7 @@ export function registerRegistry(program: Command): void {
           allPlatforms?: boolean;
           quiet?: boolean;
           unpack: boolean;
+          discardUnpackedLayers?: boolean;
           maxConcurrentDownloads: string;
         },
         cmd: Command,

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { hasCode } from '../errdefs/index.js';
-import { chainIDs, resolveImage } from '../images/index.js';
-import { hostPlatform, platformMatcher } from '../oci/index.js';
+import { resolveImage } from '../images/index.js';
+import { chainIDs, hostPlatform, platformMatcher } from '../oci/index.js';
 import type { SnapshotInfo } from '../snapshots/index.js';
 import { example, withBerth } from './context.js';
 import { humanSize, printJSON, printListing } from './output.js';

@@ -121,8 +121,12 @@ export interface VerifyResult {
   problem?: string;
 }
 
-/** Re-hashes a stored blob and compares it with its digest and recorded size. */
-export async function verifyBlob(provider: Provider, desc: Pick<Descriptor, 'digest' | 'size'>, opts: Opts = {}): Promise<VerifyResult> {
+/** Re-hashes a stored blob and compares it with its digest and, when given, its recorded size. */
+export async function verifyBlob(
+  provider: Provider,
+  desc: Pick<Descriptor, 'digest'> & { size?: number },
+  opts: Opts = {},
+): Promise<VerifyResult> {
   let reader: Awaited<ReturnType<Provider['reader']>>;
   try {
     reader = await provider.reader(desc, opts);
@@ -133,7 +137,8 @@ export async function verifyBlob(provider: Provider, desc: Pick<Descriptor, 'dig
   await using r = reader;
   const d = new Digester(digestAlgorithm(desc.digest));
   for await (const chunk of r.read(undefined, opts)) d.update(chunk);
-  if (d.size !== desc.size) return { digest: desc.digest, ok: false, problem: `size ${d.size}, expected ${desc.size}` };
+  if (desc.size !== undefined && d.size !== desc.size)
+    return { digest: desc.digest, ok: false, problem: `size ${d.size}, expected ${desc.size}` };
   const got = d.digest();
   if (got !== desc.digest) return { digest: desc.digest, ok: false, problem: `content hashes to ${got}` };
   return { digest: desc.digest, ok: true };

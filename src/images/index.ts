@@ -12,4 +12,6 @@ export {
 export { type PullOpts, type PullResult, pull } from './pull.js';
 export { type PushOpts, type PushResult, push } from './push.js';
 export { distributionSourceLabel, fetchInto, mapLimit, type TransferEvent, type TransferOpts } from './transfer.js';
-export { chainIDs, snapshotResource, type UnpackEvent, type UnpackOpts, type UnpackResult, unpack, unpackUnderLease } from './unpack.js';
+export { snapshotResource, type UnpackEvent, type UnpackOpts, type UnpackResult, unpack, unpackUnderLease } from './unpack.js';
+export { type ImageUsage, imageUsage, type LayerUsage, type StoreUsage, type UsageStores } from './usage.js';
+export { type ChainLink, verifyImage } from './verify.js';

@@ -1,4 +1,4 @@
-import { NotFoundError } from '../errdefs/index.js';
+import { hasCode, NotFoundError } from '../errdefs/index.js';
 import type { Image, NamespaceScope } from '../metadata/index.js';
 import {
   type Descriptor,
@@ -30,6 +30,12 @@ export interface PullOpts extends TransferOpts {
   /** Unpack the platform's layers into this snapshotter as they arrive. */
   unpack?: SnapshotService;
   onUnpackEvent?: (e: UnpackEvent) => void;
+  /**
+   * Once the layers are unpacked, drop their compressed blobs from the namespace (docker's classic
+   * store keeps only the unpacked layers; containerd offers it to kubelet). Pushing the image then
+   * needs a pull with the blobs kept.
+   */
+  discardUnpackedLayers?: boolean;
 }
 
 export interface PullResult {
@@ -132,6 +138,14 @@ export async function pull(ns: NamespaceScope, ref: string | Reference, opts: Pu
       }
       const unpacked = await unpacking;
       const image = ns.images.put({ name, target });
+      if (unpacked && opts.discardUnpackedLayers) {
+        for (const l of (await readManifest(ns.content, manifests[0] as Descriptor, opts)).value.layers) {
+          if (isLayer(l.mediaType))
+            await ns.content.delete(l.digest).catch((err: unknown) => {
+              if (!hasCode(err, 'NOT_FOUND')) throw err;
+            });
+        }
+      }
       const result: PullResult = { image, reference, manifests, downloaded, existing };
       if (unpacked) result.unpacked = unpacked;
       return result;

@@ -6,6 +6,7 @@ import {
   formatPlatform,
   formatReference,
   isIndex,
+  isLayer,
   isManifest,
   isNonDistributable,
   maxManifestSize,
@@ -77,6 +78,11 @@ async function plan(ns: NamespaceScope, target: Descriptor, opts: PushOpts): Pro
       try {
         await ns.content.info(d.digest);
       } catch (err) {
+        if (hasCode(err, 'NOT_FOUND') && isLayer(d.mediaType)) {
+          throw new FailedPreconditionError(
+            `push: layer ${d.digest} is not in the content store (its compressed blob is dropped once unpacked when pulled with --discard-unpacked-layers); pull the image again with --no-discard-unpacked-layers to push it`,
+          );
+        }
         if (hasCode(err, 'NOT_FOUND'))
           throw new FailedPreconditionError(`push: blob ${d.digest} of ${m.digest} is not in the content store`);
         throw err;

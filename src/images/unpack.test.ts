@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { writeBlob } from '../content/index.js';
-import { digestOf, hostPlatform, MediaType, platformMatcher } from '../oci/index.js';
+import { chainIDs, digestOf, hostPlatform, MediaType, platformMatcher } from '../oci/index.js';
 import { Session } from '../remotes/index.js';
 import { Berth, type SnapshotterName } from '../services/index.js';
 import { mountAll, unmount } from '../snapshots/index.js';
@@ -15,7 +15,7 @@ import { entryCorpus, gnuTar, umociLayers, writeLayers } from '../testutil/layer
 import { sh, skopeoCopy } from '../testutil/peers.js';
 import { startRegistry, type TestRegistry } from '../testutil/registry.js';
 import { describeTree, type TreeEntry } from '../testutil/tree.js';
-import { chainIDs, pull, resolveImage, unpack } from './index.js';
+import { pull, resolveImage, unpack } from './index.js';
 
 const run = promisify(execFile);
 let registry: TestRegistry;

@@ -3,16 +3,9 @@ import { applyLayer, decompress } from '../archive/index.js';
 import type { BlobReader, Provider } from '../content/index.js';
 import { DataLossError, FailedPreconditionError, hasCode, withContext } from '../errdefs/index.js';
 import type { LeaseResource, NamespaceScope } from '../metadata/index.js';
-import { type Descriptor, type Digest, digestOf, isLayer } from '../oci/index.js';
+import { chainIDs, type Descriptor, type Digest, isLayer } from '../oci/index.js';
 import { SNAPSHOT_REF_LABEL, type SnapshotService } from '../snapshots/index.js';
 import { readConfig, readManifest } from './image.js';
-
-/** chain(L1) = diffID(L1); chain(L1..Ln) = sha256(chain(L1..Ln-1) + " " + diffID(Ln)). */
-export function chainIDs(diffIDs: readonly Digest[]): Digest[] {
-  const out: Digest[] = [];
-  for (const d of diffIDs) out.push(out.length === 0 ? d : digestOf(`${out[out.length - 1]} ${d}`));
-  return out;
-}
 
 export type UnpackEvent =
   | { type: 'layer-applied'; digest: Digest; chainID: Digest; unpackedSize: number }
@@ -27,7 +20,7 @@ export interface UnpackOpts {
   /** Layers applied at once where the snapshotter allows it (overlayfs); default 3. */
   concurrency?: number;
   onEvent?: (e: UnpackEvent) => void;
-  /** Called with each active snapshot key before it is filled, to hold it in a lease. */
+  /** Called with each snapshot key (chainIDs, extraction keys) before it is looked up or filled, to hold it in a lease. */
   onSnapshot?: (key: string) => void;
 }
 
@@ -82,6 +75,8 @@ export async function unpack(
     const name = chain[i] as Digest;
     const parent = i > 0 ? (chain[i - 1] as Digest) : undefined;
     const parentDone = i > 0 ? (committed[i - 1] as Promise<void>) : Promise.resolve();
+    // Held before it is looked for: a collection running now keeps what this unpack finds or makes.
+    opts.onSnapshot?.(name);
     if (sn.has(name)) {
       await parentDone;
       opts.onEvent?.({ type: 'layer-exists', digest: layer.digest, chainID: name });
@@ -130,7 +125,12 @@ export async function unpack(
         holding = false;
         await parentDone;
         try {
-          await sn.commit(name, key, { parent: parallel ? parent : undefined, unpackedSize: result.unpackedSize, ...opts });
+          await sn.commit(name, key, {
+            parent: parallel ? parent : undefined,
+            unpackedSize: result.unpackedSize,
+            tarSize: result.tarSize,
+            ...opts,
+          });
           applied++;
           opts.onEvent?.({ type: 'layer-applied', digest: layer.digest, chainID: name, unpackedSize: result.unpackedSize });
         } catch (err) {

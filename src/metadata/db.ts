@@ -104,6 +104,13 @@ const migrations: readonly string[] = [
     UNIQUE (namespace, name)
   ) STRICT;
   `,
+  // Snapshot ids are never reused: a directory named by a removed id may still be on its way out
+  // when a new snapshot is made. The uncompressed tar size of an applied layer is kept for the size views.
+  `
+  CREATE TABLE sequences (name TEXT PRIMARY KEY, value INTEGER NOT NULL) STRICT;
+  INSERT INTO sequences (name, value) SELECT 'snapshots', coalesce(max(id), 0) FROM snapshots;
+  ALTER TABLE snapshots ADD COLUMN tar_size INTEGER;
+  `,
 ];
 
 export const schemaVersion = migrations.length;
@@ -158,6 +165,11 @@ export class MetadataDB {
     return st;
   }
 
+  /** Every row `sql` selects, typed by the caller. */
+  all<T>(sql: string, ...params: unknown[]): T[] {
+    return this.stmt(sql).all(...params) as T[];
+  }
+
   /** Runs `fn` in a write transaction taken at once (BEGIN IMMEDIATE): serialised across processes. */
   immediate<T>(fn: () => T): T {
     try {
@@ -174,6 +186,13 @@ export class MetadataDB {
     } catch (err) {
       throw wrapSqliteError(err, 'metadata read');
     }
+  }
+
+  /** The next value of a sequence that never goes back; call inside a write transaction. */
+  nextSequence(name: string): number {
+    const r = this.stmt('UPDATE sequences SET value = value + 1 WHERE name = ? RETURNING value').get(name) as { value: number } | undefined;
+    if (!r) throw new InternalError(`no sequence "${name}"`);
+    return r.value;
   }
 
   close(): void {

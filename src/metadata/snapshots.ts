@@ -23,6 +23,8 @@ export interface SnapshotRow {
   inodes: number | null;
   /** Sum of the regular files' sizes of the layer applied to make it (docker's layer size). */
   unpackedSize: number | null;
+  /** Bytes of the uncompressed layer tar applied to make it. */
+  tarSize: number | null;
 }
 
 /** A snapshot as one namespace sees it: its key and labels. */
@@ -45,6 +47,7 @@ interface Row {
   size: number | null;
   inodes: number | null;
   unpacked_size: number | null;
+  tar_size: number | null;
 }
 
 interface RefRow {
@@ -65,6 +68,7 @@ const toRow = (r: Row): SnapshotRow => ({
   size: r.size,
   inodes: r.inodes,
   unpackedSize: r.unpacked_size,
+  tarSize: r.tar_size,
 });
 
 const toRef = (r: Row & RefRow): SnapshotRef => ({
@@ -153,8 +157,10 @@ export class SnapshotRecords extends ScopedStore {
       if (this.#refExists(key)) throw new AlreadyExistsError(`snapshot "${key}": already exists`);
       const now = Date.now();
       const r = this.db
-        .stmt('INSERT INTO snapshots (driver, name, kind, parent, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
-        .run(this.driver, this.#storageName(kind, key), kind, parent, now, now);
+        .stmt(
+          'INSERT INTO snapshots (id, driver, name, kind, parent, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+        )
+        .run(this.db.nextSequence('snapshots'), this.driver, this.#storageName(kind, key), kind, parent, now, now);
       if (r.changes === 0) throw new AlreadyExistsError(`snapshot "${key}": already exists`);
       const id = Number(r.lastInsertRowid);
       this.#insertRef(key, id, labels, now);
@@ -203,7 +209,11 @@ export class SnapshotRecords extends ScopedStore {
    * @throws NotFoundError; FailedPreconditionError when `key` is not active; AlreadyExistsError when
    * `name` is taken (when another namespace stored it, it becomes visible here and the caller drops `key`)
    */
-  commit(name: string, key: string, opts: { parent?: string; labels?: Record<string, string>; unpackedSize?: number }): SnapshotRow {
+  commit(
+    name: string,
+    key: string,
+    opts: { parent?: string; labels?: Record<string, string>; unpackedSize?: number; tarSize?: number },
+  ): SnapshotRow {
     validateSnapshotKey(name);
     const labels = validateLabels(opts.labels ?? {});
     const row = this.db.immediate(() => {
@@ -224,8 +234,8 @@ export class SnapshotRecords extends ScopedStore {
       }
       const now = Date.now();
       this.db
-        .stmt("UPDATE snapshots SET name = ?, kind = 'committed', parent = ?, updated_at = ?, unpacked_size = ? WHERE id = ?")
-        .run(storage, parent, now, opts.unpackedSize ?? null, ref.snapshot.id);
+        .stmt("UPDATE snapshots SET name = ?, kind = 'committed', parent = ?, updated_at = ?, unpacked_size = ?, tar_size = ? WHERE id = ?")
+        .run(storage, parent, now, opts.unpackedSize ?? null, opts.tarSize ?? null, ref.snapshot.id);
       this.db.stmt('DELETE FROM snapshot_refs WHERE namespace = ? AND driver = ? AND key = ?').run(this.namespace, this.driver, key);
       this.#insertRef(name, ref.snapshot.id, mergeLabels(ref.labels, labels), now);
       return this.row(ref.snapshot.id);

@@ -88,3 +88,10 @@ export function parseImageConfig(raw: Uint8Array): Parsed<ImageConfig> {
   });
   return { raw, digest: digestOf(raw), value: o as ImageConfig };
 }
+
+/** chain(L1) = diffID(L1); chain(L1..Ln) = sha256(chain(L1..Ln-1) + " " + diffID(Ln)). */
+export function chainIDs(diffIDs: readonly Digest[]): Digest[] {
+  const out: Digest[] = [];
+  for (const d of diffIDs) out.push(out.length === 0 ? d : digestOf(`${out[out.length - 1]} ${d}`));
+  return out;
+}

@@ -1,4 +1,4 @@
-export { dockerTime, type LogRecord, parseLogTime, type ReadLogOpts, readLog } from './logs.js';
+export { dockerTime, type LogRecord, parseDuration, parseLogTime, type ReadLogOpts, readLog } from './logs.js';
 export {
   type Attachment,
   type AttachPacket,

@@ -117,14 +117,18 @@ export function dockerTime(time: string): string {
  */
 export function parseLogTime(value: string, now = Date.now()): number {
   if (/^\d+(\.\d+)?$/.test(value)) return Number(value) * 1000;
-  const d = /^((\d+(\.\d+)?)(ns|us|ms|s|m|h))+$/.test(value) ? value : undefined;
-  if (d) {
-    const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000 };
-    let ms = 0;
-    for (const m of d.matchAll(/(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)/g)) ms += Number(m[1]) * (unit[m[2] as string] as number);
-    return now - ms;
-  }
+  const ms = parseDuration(value);
+  if (ms !== undefined) return now - ms;
   const t = Date.parse(value);
   if (Number.isNaN(t)) throw new InvalidArgumentError(`invalid time "${value}" (want RFC 3339, a Unix time or a duration like 10m)`);
   return t;
+}
+
+/** A Go duration (`10m`, `1h30m`, `45s`, `500ms`) in milliseconds; undefined when `value` is not one. */
+export function parseDuration(value: string): number | undefined {
+  if (!/^((\d+(\.\d+)?)(ns|us|ms|s|m|h))+$/.test(value)) return undefined;
+  const unit: Record<string, number> = { ns: 1e-6, us: 1e-3, ms: 1, s: 1000, m: 60000, h: 3600000 };
+  let ms = 0;
+  for (const m of value.matchAll(/(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)/g)) ms += Number(m[1]) * (unit[m[2] as string] as number);
+  return ms;
 }

@@ -4,9 +4,13 @@ import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { LocalStore } from '../content/index.js';
 import { InvalidArgumentError } from '../errdefs/index.js';
+import { collectGarbage, type Finding, type FsckOpts, type FsckStores, fsck, type GCOpts, type GCResult } from '../gc/index.js';
+import { imageUsage, type StoreUsage } from '../images/index.js';
 import { Metadata, type NamespaceScope } from '../metadata/index.js';
+import { hostPlatform, platformMatcher } from '../oci/index.js';
 import { type Driver, NativeDriver, OverlayDriver, overlaySupported, SnapshotService } from '../snapshots/index.js';
 import { Containers } from './containers.js';
+import { readSettings, type Settings } from './settings.js';
 
 export const snapshotterNames = ['overlayfs', 'native'] as const;
 export type SnapshotterName = (typeof snapshotterNames)[number];
@@ -54,9 +58,12 @@ export class Berth implements Disposable {
    * /run, one directory per root.
    */
   readonly runDir: string;
+  /** The root's defaults (`<root>/berth.json`). */
+  readonly settings: Settings;
 
-  private constructor(root: string, content: LocalStore, metadata: Metadata, snapshotter: SnapshotterName) {
+  private constructor(root: string, content: LocalStore, metadata: Metadata, snapshotter: SnapshotterName, settings: Settings) {
     this.root = root;
+    this.settings = settings;
     this.content = content;
     this.metadata = metadata;
     this.snapshotterName = snapshotter;
@@ -78,14 +85,42 @@ export class Berth implements Disposable {
       throw new InvalidArgumentError(`unknown snapshotter "${opts.snapshotter}" (want ${snapshotterNames.join(' or ')})`);
     }
     const snapshotter = opts.snapshotter ?? (await defaultSnapshotter(root));
-    return new Berth(root, content, metadata, snapshotter);
+    return new Berth(root, content, metadata, snapshotter, await readSettings(root));
   }
 
   /** The snapshots of namespace `ns` under one snapshotter (this root's default unless named). */
   snapshotter(ns: string, name: SnapshotterName = this.snapshotterName): SnapshotService {
+    return new SnapshotService(this.metadata.namespace(ns).snapshots(name), this.#driver(name));
+  }
+
+  #driver(name: SnapshotterName): Driver {
     const dir = join(this.root, 'snapshots', name);
-    const driver: Driver = name === 'overlayfs' ? new OverlayDriver(dir) : new NativeDriver(dir);
-    return new SnapshotService(this.metadata.namespace(ns).snapshots(name), driver);
+    return name === 'overlayfs' ? new OverlayDriver(dir) : new NativeDriver(dir);
+  }
+
+  /** Every snapshotter's directories, whichever this root uses by default. */
+  drivers(): Driver[] {
+    return snapshotterNames.map((n) => this.#driver(n));
+  }
+
+  /** What collection, checks and usage work on: the whole root, every namespace. */
+  #stores(): FsckStores {
+    return { db: this.metadata.db, content: this.content, drivers: this.drivers(), containersDir: join(this.root, 'containers') };
+  }
+
+  /** Mark and sweep over every namespace (see gc's collectGarbage). */
+  gc(opts: GCOpts = {}): Promise<GCResult> {
+    return collectGarbage(this.#stores(), opts);
+  }
+
+  /** Checks the whole root (see gc's fsck); `repair` removes orphans and dangling records. */
+  fsck(opts: FsckOpts = {}): Promise<Finding[]> {
+    return fsck(this.#stores(), opts);
+  }
+
+  /** The size views of every image of every namespace, for this host's platform. */
+  imageUsage(): Promise<StoreUsage> {
+    return imageUsage(this.#stores(), platformMatcher(hostPlatform()));
   }
 
   /** The containers of namespace `ns`. */

@@ -1,20 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { delimiter, join, posix } from 'node:path';
+import { delimiter, dirname, join, posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FailedPreconditionError, hasCode, InvalidArgumentError, NotFoundError, withContext } from '../errdefs/index.js';
-import {
-  applyChange,
-  type CommitResult,
-  chainIDs,
-  commitImage,
-  type ResolvedImage,
-  resolveImage,
-  unpackUnderLease,
-} from '../images/index.js';
+import { applyChange, type CommitResult, commitImage, type ResolvedImage, resolveImage, unpackUnderLease } from '../images/index.js';
 import type { ContainerRecord, ContainerState, NamespaceScope } from '../metadata/index.js';
-import { type Descriptor, hostPlatform, type ContainerConfig as ImageRunConfig, platformMatcher } from '../oci/index.js';
+import { chainIDs, type Descriptor, hostPlatform, type ContainerConfig as ImageRunConfig, platformMatcher } from '../oci/index.js';
 import {
   type Attachment,
   attach,
@@ -35,7 +27,7 @@ import {
   type SeccompSyscall,
   type SpecMount,
 } from '../runtime/index.js';
-import { isMountPoint, mountAll, type SnapshotService, unmount } from '../snapshots/index.js';
+import { diskUsage, isMountPoint, mountAll, type SnapshotService, unmount } from '../snapshots/index.js';
 import { cliEntry, flock } from '../sys/index.js';
 import type { Berth, SnapshotterName } from './berth.js';
 
@@ -555,6 +547,27 @@ export class Containers {
         ? { rlimits: h.Ulimits.map((u) => ({ type: `RLIMIT_${u.Name.toUpperCase()}`, soft: u.Soft, hard: u.Hard })) }
         : {}),
     });
+  }
+
+  /**
+   * Disk usage of a container: its writable layer (docker's SizeRw; with the native snapshotter, the
+   * whole copy), and everything removing it frees (the snapshot's directory and the container's files).
+   */
+  async usage(rec: Container): Promise<{ writable: number; removable: number }> {
+    const du = (p: string) =>
+      diskUsage(p).then(
+        (u) => u.size,
+        () => 0,
+      );
+    const sn = this.#snapshots(rec);
+    let writable = 0;
+    let removable = 0;
+    if (sn.has(rec.snapshotKey)) {
+      const dir = sn.dirOf(rec.snapshotKey);
+      writable = await du(dir);
+      removable = await du(dirname(dir));
+    }
+    return { writable, removable: removable + (await du(this.paths(rec.id).dir)) };
   }
 
   /** docker's GraphDriver.Data: the writable layer (UpperDir), the image's layers (LowerDir) and the mount point. */

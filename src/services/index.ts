@@ -11,3 +11,4 @@ export {
   parseBind,
   type StoredContainerConfig,
 } from './containers.js';
+export { defaultSettings, readSettings, type Settings, settingKeys, writeSetting } from './settings.js';

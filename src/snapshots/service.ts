@@ -54,7 +54,7 @@ export class SnapshotService implements Snapshotter {
   async commit(
     name: string,
     key: string,
-    opts: Opts & { labels?: Record<string, string>; parent?: string; unpackedSize?: number } = {},
+    opts: Opts & { labels?: Record<string, string>; parent?: string; unpackedSize?: number; tarSize?: number } = {},
   ): Promise<void> {
     throwIfAborted(opts.signal);
     if (opts.parent !== undefined && !this.impl.rebase) {

@@ -16,7 +16,11 @@ export interface Result {
 export function berth(
   root: string,
   args: string[],
-  opts: { input?: Uint8Array | string; env?: Record<string, string> } = {},
+  opts: {
+    input?: Uint8Array | string;
+    env?: Record<string, string> /** SIGKILL it after this many ms (code null). */;
+    killAfter?: number;
+  } = {},
 ): Promise<Result> {
   const p = spawn(process.execPath, [berthMain, ...args], {
     env: { ...process.env, BERTH_ROOT: root, BERTH_NAMESPACE: '', ...opts.env },
@@ -31,7 +35,13 @@ export function berth(
     stderr += d;
   });
   p.stdin.end(opts.input ?? '');
-  return new Promise((resolve) => p.on('close', (code) => resolve({ code, stdout, stderr })));
+  const timer = opts.killAfter === undefined ? undefined : setTimeout(() => p.kill('SIGKILL'), opts.killAfter);
+  return new Promise((resolve) =>
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    }),
+  );
 }
 
 /** Asserts success and returns the result. */

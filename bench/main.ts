@@ -1,5 +1,6 @@
 // `npm run bench [-- NAME...]`: runs the benchmarks side by side with their peers and prints ratios.
 import { contentAdd } from './content-add.js';
+import { diskBench } from './disk.js';
 import { type Comparison, printComparison } from './harness.js';
 import { pullBench } from './pull.js';
 import { runBench } from './run.js';
@@ -10,6 +11,7 @@ const benchmarks: Record<string, () => Promise<Comparison[]>> = {
   pull: () => pullBench(),
   unpack: () => unpackBench(),
   run: () => runBench(),
+  disk: () => diskBench(),
 };
 
 const wanted = process.argv.slice(2);

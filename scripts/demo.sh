@@ -139,4 +139,11 @@ run commit -m 'a note' -c 'CMD ["cat", "/srv/note"]' ticker "$reg/demo/noted:1"
 run run --rm "$reg/demo/noted:1"
 run rm ticker
 
+# Disk: every size of one image, the store's usage, a check of everything, and getting it all back.
+run image size "$reg/demo/noted:1"
+run system df -v
+run image verify "$bb"
+run fsck
+run system prune -a -f
+
 printf '\nThe demo root was %s (removed on exit).\n' "$BERTH_ROOT"

@@ -182,6 +182,38 @@ describe('disk: size views, gc, prune, fsck, verify', () => {
     );
   });
 
+  test('prune filters: until=, label=, label!=; images that containers use stay', async () => {
+    const root = await newRoot();
+    ok(await berth(root, ['pull', '-q', A]), 'pull A');
+    ok(await berth(root, ['pull', '-q', B]), 'pull B');
+    ok(await berth(root, ['create', '--name', 'keep', '--label', 'keep=yes', A, 'true']), 'create keep');
+    ok(await berth(root, ['create', '--name', 'tmp', A, 'true']), 'create tmp');
+    const kept = await json<{ containersDeleted: string[] }>(root, ['container', 'prune', '-f', '--filter', 'label!=keep']);
+    assert.equal(kept.containersDeleted.length, 1);
+    assert.deepEqual(
+      (await json<{ Names: string }[]>(root, ['ps', '-a'])).map((c) => c.Names),
+      ['keep'],
+    );
+    // Nothing was made more than an hour ago; until=0s is everything made before now.
+    assert.deepEqual(
+      (await json<{ imagesUntagged: string[] }>(root, ['image', 'prune', '-a', '-f', '--filter', 'until=1h'])).imagesUntagged,
+      [],
+    );
+    const pruned = await json<{ imagesUntagged: string[]; spaceReclaimed: number }>(root, [
+      'image',
+      'prune',
+      '-a',
+      '-f',
+      '--filter',
+      'until=0s',
+    ]);
+    assert.deepEqual(pruned.imagesUntagged, [B], 'A is used by a container');
+    assert.ok(pruned.spaceReclaimed > 500_000);
+    fails(await berth(root, ['image', 'prune', '-f', '--filter', 'color=red']), 2, /invalid filter "color"/);
+    ok(await berth(root, ['rm', 'keep']), 'rm keep');
+    assert.deepEqual((await json<{ imagesUntagged: string[] }>(root, ['image', 'prune', '-a', '-f'])).imagesUntagged, [A]);
+  });
+
   test('gc: rmi frees what only that image held; leases, roots, loose content, stale ingests, orphans', async () => {
     const root = await newRoot();
     ok(await berth(root, ['pull', '-q', A]), 'pull A');

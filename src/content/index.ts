@@ -1,4 +1,4 @@
-export { readFileChunks, syncDirSync, writeFileAtomic } from './fs-util.js';
+export { readFileChunks, readFileUpTo, syncDirSync, writeFileAtomic } from './fs-util.js';
 export {
   type ProgressEvent,
   readBlob,

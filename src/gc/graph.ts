@@ -1,5 +1,4 @@
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import type { LocalStore } from '../content/index.js';
+import { type LocalStore, readFileUpTo } from '../content/index.js';
 import {
   chainIDs,
   type Descriptor,
@@ -64,8 +63,13 @@ export class Graph {
     if (!isDigest(digest)) return none;
     const known = mediaType !== undefined && (isIndex(mediaType) || isManifest(mediaType) || configTypes.has(mediaType));
     if (mediaType !== undefined && !known && mediaType !== '') return none;
-    const raw = readSmall(this.#content.blobPath(digest), Math.max(maxManifestSize, maxConfigSize));
-    if (!raw) return none;
+    let raw: Uint8Array | undefined;
+    try {
+      raw = readFileUpTo(this.#content.blobPath(digest), Math.max(maxManifestSize, maxConfigSize));
+    } catch {
+      return none; // missing (a dropped layer, a document not pulled)
+    }
+    if (!raw || raw.byteLength === 0) return none;
     try {
       const type = known ? (mediaType as string) : sniff(raw);
       if (type === undefined) return none;
@@ -102,29 +106,6 @@ function sniff(raw: Uint8Array): string | undefined {
   if (Array.isArray(v.layers) && v.config) return MediaType.ociManifest;
   if (v.rootfs) return MediaType.ociConfig;
   return undefined;
-}
-
-function readSmall(path: string, max: number): Uint8Array | undefined {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch {
-    return undefined;
-  }
-  try {
-    const size = fstatSync(fd).size;
-    if (size > max || size === 0) return undefined;
-    const buf = Buffer.allocUnsafe(size);
-    let off = 0;
-    while (off < size) {
-      const n = readSync(fd, buf, off, size - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    return buf.subarray(0, off);
-  } finally {
-    closeSync(fd);
-  }
 }
 
 /** The digests a containerd `gc.ref.content` label set names. */

@@ -573,6 +573,16 @@ async function writeFully(fh: FileHandle, chunk: Uint8Array): Promise<void> {
 
 const smallBlob = 64 << 10;
 
+/** A read's [start, end) within `size` bytes. @throws InvalidArgumentError */
+function byteRange(range: { start?: number; end?: number } | undefined, size: number): [number, number] {
+  const start = range?.start ?? 0;
+  const end = Math.min(range?.end ?? size, size);
+  if (!Number.isSafeInteger(start) || start < 0 || start > end) {
+    throw new InvalidArgumentError(`read: bad range [${start}, ${end}) of ${size} bytes`);
+  }
+  return [start, end];
+}
+
 class BufferBlobReader implements BlobReader {
   readonly size: number;
   #buf: Buffer | undefined;
@@ -584,11 +594,7 @@ class BufferBlobReader implements BlobReader {
   async *read(range?: { start?: number; end?: number }, opts?: Opts): AsyncIterable<Uint8Array> {
     const buf = this.#buf;
     if (!buf) throw new FailedPreconditionError('reader is closed');
-    const start = range?.start ?? 0;
-    const end = Math.min(range?.end ?? this.size, this.size);
-    if (!Number.isSafeInteger(start) || start < 0 || start > end) {
-      throw new InvalidArgumentError(`read: bad range [${start}, ${end}) of ${this.size} bytes`);
-    }
+    const [start, end] = byteRange(range, this.size);
     throwIfAborted(opts?.signal);
     if (end > start) yield buf.subarray(start, end);
   }
@@ -613,11 +619,7 @@ class FileBlobReader implements BlobReader {
   async *read(range?: { start?: number; end?: number }, opts?: Opts): AsyncIterable<Uint8Array> {
     const fh = this.#fh;
     if (!fh) throw new FailedPreconditionError('reader is closed');
-    const start = range?.start ?? 0;
-    const end = Math.min(range?.end ?? this.size, this.size);
-    if (!Number.isSafeInteger(start) || start < 0 || start > end) {
-      throw new InvalidArgumentError(`read: bad range [${start}, ${end}) of ${this.size} bytes`);
-    }
+    const [start, end] = byteRange(range, this.size);
     let pos = start;
     while (pos < end) {
       throwIfAborted(opts?.signal);

@@ -11,6 +11,7 @@ import {
   formatReference,
   type HistoryEntry,
   hostPlatform,
+  isDigest,
   parseReference,
   platformMatcher,
   type Reference,
@@ -40,7 +41,8 @@ async function rows(ns: NamespaceScope, sn?: SnapshotService): Promise<Row[]> {
   return mapLimit(ns.images.list(), 16, async (image) => {
     const row: Row = { image };
     try {
-      row.ref = parseReference(image.name);
+      // An image named only by its ID (an unnamed commit or import) is docker's <none>:<none>.
+      if (!isDigest(image.name)) row.ref = parseReference(image.name);
     } catch {
       // a name that is not a reference (set through the library): shown as is
     }
@@ -67,7 +69,10 @@ function resolvedRow(r: Row, arg: string): Row & { resolved: ResolvedImage } {
 
 const idOf = (r: Row): Digest | undefined => r.resolved?.config.digest;
 const createdOf = (r: Row): number => Date.parse(r.resolved?.config.value.created ?? '') || 0;
-const repoOf = (r: Row): string => (r.ref ? familiarName(r.ref) : r.image.name);
+/** What docker prints as "Untagged:" for a name; nothing for an image named only by its ID. */
+const untaggedName = (r: Row): string | undefined =>
+  isDigest(r.image.name) ? undefined : r.ref?.tag !== undefined ? `${repoOf(r)}:${r.ref.tag}` : `${repoOf(r)}@${r.image.target.digest}`;
+const repoOf = (r: Row): string => (r.ref ? familiarName(r.ref) : isDigest(r.image.name) ? '<none>' : r.image.name);
 
 /** Finds the rows an argument names: a reference, a full or short image ID, or a digest. */
 function find(all: Row[], arg: string): Row[] {
@@ -402,9 +407,8 @@ export function registerImages(program: Command): void {
         }
         for (const r of matched) {
           ns.images.delete(r.image.name);
-          process.stdout.write(
-            `Untagged: ${r.ref?.tag !== undefined ? `${repoOf(r)}:${r.ref.tag}` : `${repoOf(r)}@${r.image.target.digest}`}\n`,
-          );
+          const untagged = untaggedName(r);
+          if (untagged) process.stdout.write(`Untagged: ${untagged}\n`);
         }
         const id = idOf(matched[0] as Row);
         if (id && !all.some((x) => idOf(x) === id && !matched.includes(x))) {
@@ -446,7 +450,8 @@ export async function pruneImages(b: Berth, namespace: string, opts: { all?: boo
   const out: PrunedImages = { untagged: [], deleted: [] };
   for (const r of victims) {
     ns.images.delete(r.image.name);
-    out.untagged.push(r.ref?.tag !== undefined ? `${repoOf(r)}:${r.ref.tag}` : `${repoOf(r)}@${r.image.target.digest}`);
+    const untagged = untaggedName(r);
+    if (untagged) out.untagged.push(untagged);
   }
   for (const id of new Set(victims.map(idOf))) {
     if (id && !all.some((x) => idOf(x) === id && !victims.includes(x))) out.deleted.push(id);

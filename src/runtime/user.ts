@@ -37,7 +37,8 @@ const ID_MAX = 2 ** 31 - 1;
  * @throws InvalidArgumentError for a malformed spec or an oversized file; NotFoundError for an unknown name
  */
 export function resolveUser(rootfs: string, spec: string, extraGroups: readonly string[] = []): ResolvedUser {
-  const [userPart = '', groupPart] = spec === '' ? ['root'] : spec.split(':', 2);
+  // No user: uid 0, which needs no /etc/passwd (an image imported from a bare tarball has none).
+  const [userPart = '', groupPart] = spec === '' ? ['0'] : spec.split(':', 2);
   if (userPart === '' || (groupPart !== undefined && groupPart === '') || spec.split(':').length > 2) {
     throw new InvalidArgumentError(`invalid user "${spec}" (want NAME|UID[:GROUP|GID])`);
   }

@@ -105,7 +105,9 @@ function verifyChecksum(b: Buffer): void {
     signed += c > 127 ? c - 256 : c;
   }
   if (want !== unsigned && want !== signed) {
-    throw new InvalidArgumentError(`tar: bad header checksum near "${cString(b.subarray(0, 100))}" (not a tar archive, or corrupt)`);
+    // The name field of what is maybe not a header at all: shown escaped and short, on one line.
+    const near = JSON.stringify(cString(b.subarray(0, 100)).slice(0, 40)).replace(/[^\x20-\x7e]/g, '?');
+    throw new InvalidArgumentError(`tar: bad header checksum near ${near} (not a tar archive, or corrupt)`);
   }
 }
 

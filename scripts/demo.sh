@@ -110,20 +110,28 @@ skopeo inspect --tls-verify=false "docker://$reg/copies/hello:2" | grep -E '"(Di
 run rmi "$reg/copies/hello:2"
 run images --format json
 
-# Containers: an image made of Debian's busybox-static, run under runc with conmon as the monitor.
-step "umoci + skopeo: a busybox image at $reg/demo/busybox:1"
-umoci new --image "$work/layout:busybox" >/dev/null
-umoci config --image "$work/layout:busybox" --config.cmd sh --config.workingdir /srv >/dev/null
-rm -rf "$work/bundle" && umoci unpack --image "$work/layout:busybox" "$work/bundle" >/dev/null
-mkdir -p "$work/bundle/rootfs/bin" "$work/bundle/rootfs/etc" "$work/bundle/rootfs/tmp"
-cp /usr/bin/busybox "$work/bundle/rootfs/bin/busybox"
-for a in $(/usr/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$work/bundle/rootfs/bin/$a"; done
-printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n' > "$work/bundle/rootfs/etc/passwd"
-printf 'root:x:0:\nwheel:x:10:app\napp:x:1000:\n' > "$work/bundle/rootfs/etc/group"
-umoci repack --image "$work/layout:busybox" "$work/bundle" >/dev/null
-skopeo copy -q --dest-tls-verify=false "oci:$work/layout:busybox" "docker://$reg/demo/busybox:1"
+# Containers: an image made of Debian's busybox-static with `berth import` (docker import),
+# pushed to the registry, removed, pulled back with the same image ID, run under runc with conmon.
+mkdir -p "$work/busybox/bin" "$work/busybox/etc" "$work/busybox/tmp" "$work/busybox/srv"
+cp /usr/bin/busybox "$work/busybox/bin/busybox"
+for a in $(/usr/bin/busybox --list); do [ "$a" = busybox ] || ln -sf busybox "$work/busybox/bin/$a"; done
+printf 'root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n' > "$work/busybox/etc/passwd"
+printf 'root:x:0:\nwheel:x:10:app\napp:x:1000:\n' > "$work/busybox/etc/group"
+chmod 1777 "$work/busybox/tmp"
 bb="$reg/demo/busybox:1"
-run run --rm "$bb" echo hello from a container          # pulls the image first
+step "tar -C busybox -c . | berth import -c 'CMD [\"sh\"]' -c 'WORKDIR /srv' - $bb"
+tar --numeric-owner -C "$work/busybox" -c . | berth import -c 'CMD ["sh"]' -c 'WORKDIR /srv' - "$bb"
+id=$(berth image inspect "$bb" --format json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s)[0].Id))')
+run images
+run push "$bb"
+run rmi "$bb"
+run pull "$bb"
+step "the image ID after the round trip through the registry"
+again=$(berth image inspect "$bb" --format json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s)[0].Id))')
+echo "before: $id"
+echo "after:  $again"
+[ "$id" = "$again" ] || { echo "the image ID changed" >&2; exit 1; }
+run run --rm "$bb" echo hello from a container
 run run --rm -u app "$bb" id
 step "berth run --rm $bb sh -c 'exit 7'; echo \$?"
 berth run --rm "$bb" sh -c 'exit 7' || echo "exit code $?"

@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { InvalidArgumentError } from '../errdefs/index.js';
-import { type Compression, layerCompressionOf } from '../oci/index.js';
+import { type Compression, layerCompressionOf, MediaType } from '../oci/index.js';
 
 const MAGIC: Record<Exclude<Compression, 'none'>, number[]> = {
   gzip: [0x1f, 0x8b],
@@ -78,6 +78,37 @@ export async function* decompress(
     return;
   }
   yield* zstdDecompress(rest(), opts);
+}
+
+const anyLayer: Record<Compression, string> = {
+  none: MediaType.ociLayer,
+  gzip: MediaType.ociLayerGzip,
+  zstd: MediaType.ociLayerZstd,
+};
+
+/**
+ * Decompresses whatever its first bytes show (gzip, zstd, or nothing: a plain tar), for input whose
+ * kind nobody declares: a tarball to import, an archive to load.
+ */
+export async function* decompressAny(source: AsyncIterable<Uint8Array>, opts: { signal?: AbortSignal } = {}): AsyncGenerator<Uint8Array> {
+  const it = source[Symbol.asyncIterator]();
+  const head: Uint8Array[] = [];
+  let seen = 0;
+  while (seen < 4) {
+    const r = await it.next();
+    if (r.done) break;
+    head.push(r.value);
+    seen += r.value.length;
+  }
+  const replay = async function* () {
+    yield* head;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  };
+  yield* decompress(replay(), anyLayer[detectCompression(Buffer.concat(head))], opts);
 }
 
 async function* zstdDecompress(source: AsyncIterable<Uint8Array>, opts: { signal?: AbortSignal }): AsyncGenerator<Uint8Array> {

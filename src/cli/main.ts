@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError, Option } from 'commander';
 import { BerthError, codeOf, exitCodes } from '../errdefs/index.js';
+import { registerArchive } from './archive.js';
 import { commandSplitting, registerContainers } from './container.js';
 import { registerContent } from './content.js';
 import { registerDisk } from './disk.js';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerSystem(program);
   registerContainers(program);
   registerDisk(program);
+  registerArchive(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     cmd.showHelpAfterError('(run with --help for usage)');

@@ -10,6 +10,7 @@ import {
   type Digest,
   Digester,
   type HistoryEntry,
+  hostPlatform,
   type ImageConfig,
   type Manifest,
   MediaType,
@@ -39,18 +40,21 @@ export interface CommitResult {
 /**
  * Adds one layer (an uncompressed OCI layer tar, streamed: hashed for its diffID and gzipped into
  * the store as it arrives) on top of `base` and writes the new config and manifest, in the media
- * types of the base (docker or OCI). Runs under a lease so that nothing written is collected
+ * types of the base (docker or OCI). Without a base, the layer is the whole image (`docker import`):
+ * an OCI image for this host's platform. Runs under a lease so that nothing written is collected
  * before the image record points at it.
  */
 export async function commitImage(
   ns: NamespaceScope,
-  base: ResolvedImage,
+  base: ResolvedImage | undefined,
   layerTar: AsyncIterable<Uint8Array>,
   opts: CommitOpts = {},
 ): Promise<CommitResult> {
   return ns.leases.withLease(
     async (lease) => {
-      const docker = base.manifest.value.mediaType === MediaType.dockerManifest || base.manifestDesc.mediaType === MediaType.dockerManifest;
+      const docker =
+        base !== undefined &&
+        (base.manifest.value.mediaType === MediaType.dockerManifest || base.manifestDesc.mediaType === MediaType.dockerManifest);
       const diff = new Digester();
       const ref = `commit-${randomBytes(8).toString('hex')}`;
       const blob = await writeBlob(ns.content, ref, gzipHashed(layerTar, diff), { signal: opts.signal });
@@ -63,7 +67,7 @@ export async function commitImage(
       ns.leases.addResource(lease.id, { type: 'content', id: blob.digest });
 
       const now = new Date().toISOString();
-      const old = base.config.value;
+      const old: ImageConfig = base?.config.value ?? scratchConfig();
       const history: HistoryEntry = { created: now };
       if (opts.createdBy) history.created_by = opts.createdBy;
       if (opts.author) history.author = opts.author;
@@ -82,7 +86,7 @@ export async function commitImage(
         schemaVersion: 2,
         mediaType: docker ? MediaType.dockerManifest : MediaType.ociManifest,
         config: { mediaType: docker ? MediaType.dockerConfig : MediaType.ociConfig, digest: configBlob.digest, size: configBlob.size },
-        layers: [...base.manifest.value.layers, layer],
+        layers: [...(base?.manifest.value.layers ?? []), layer],
       };
       const manifestBytes = Buffer.from(JSON.stringify(manifest));
       const m = await putJSON(ns, manifestBytes, lease.id);
@@ -94,6 +98,12 @@ export async function commitImage(
     },
     { expiresIn: 3_600_000, labels: { 'berth.commit': opts.name ?? '<none>' } },
   );
+}
+
+/** The config of an image with no layers yet, for this host. */
+function scratchConfig(): ImageConfig {
+  const { os, architecture, variant } = hostPlatform();
+  return { architecture, os, ...(variant ? { variant } : {}), config: {}, rootfs: { type: 'layers', diff_ids: [] } };
 }
 
 /** Gzips a stream, hashing the uncompressed bytes into `digester` on the way. */

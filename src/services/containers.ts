@@ -3,6 +3,7 @@ import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync,
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { delimiter, dirname, join, posix } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { diffTrees } from '../archive/index.js';
 import { FailedPreconditionError, hasCode, InvalidArgumentError, NotFoundError, withContext } from '../errdefs/index.js';
 import { applyChange, type CommitResult, commitImage, type ResolvedImage, resolveImage, unpackUnderLease } from '../images/index.js';
 import type { ContainerRecord, ContainerState, NamespaceScope } from '../metadata/index.js';
@@ -725,6 +726,32 @@ export class Containers {
       createdBy: [...(c.Entrypoint ?? []), ...c.Cmd].join(' '),
       ...(opts.comment ? { comment: opts.comment } : {}),
       ...(opts.author ? { author: opts.author } : {}),
+    });
+  }
+
+  /**
+   * The container's filesystem as one tar, as `docker export` gives it: the image's layers with the
+   * container's changes, without its mounts. A running container's root is read where it is
+   * mounted; a stopped one's writable layer is mounted aside meanwhile, under the container's lock
+   * so that it is not started at the same time. `sink` consumes the tar.
+   */
+  async exportFs(ref: string, sink: (tar: AsyncIterable<Uint8Array>) => Promise<void>, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    const rec = await this.get(ref);
+    const { rootfs, dir } = this.paths(rec.id);
+    if (isMountPoint(rootfs)) {
+      await sink(diffTrees(undefined, rootfs, opts));
+      return;
+    }
+    await this.#locked(rec.id, async () => {
+      const target = join(dir, 'export');
+      mkdirSync(target, { recursive: true });
+      await mountAll(await this.#snapshots(rec).mounts(rec.snapshotKey), target);
+      try {
+        await sink(diffTrees(undefined, target, opts));
+      } finally {
+        await unmount(target);
+        rmSync(target, { recursive: true, force: true });
+      }
     });
   }
 }

@@ -5,7 +5,7 @@ import { FailedPreconditionError, throwIfAborted } from '../errdefs/index.js';
 import { xattr } from '../sys/index.js';
 import { OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX } from './apply.js';
 import { deviceNumbers, isWhiteout, lstatOrUndefined, timesOf, xattrsOf } from './fs-meta.js';
-import type { EntryType, TarHeader } from './tar/header.js';
+import { type EntryType, headerOf, type TarHeader } from './tar/header.js';
 import { encodeHeader, TAR_END, tarPadding } from './tar/writer.js';
 
 export interface DiffOpts {
@@ -134,22 +134,7 @@ class LayerWriter {
   }
 
   #header(name: string, type: EntryType, mode: number, uid: number, gid: number, extra: Partial<TarHeader> = {}): Buffer {
-    return encodeHeader({
-      name,
-      type,
-      mode,
-      uid,
-      gid,
-      size: 0,
-      mtime: { sec: this.opts.clampMtime ?? 0, nsec: 0 },
-      linkname: '',
-      uname: '',
-      gname: '',
-      devmajor: 0,
-      devminor: 0,
-      xattrs: new Map(),
-      ...extra,
-    });
+    return encodeHeader(headerOf({ name, type, mode, uid, gid, mtime: { sec: this.opts.clampMtime ?? 0, nsec: 0 }, ...extra }));
   }
 
   async *entry(rel: string, path: string, st: BigIntStats): AsyncGenerator<Uint8Array> {

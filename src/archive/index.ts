@@ -10,6 +10,6 @@ export {
 export { decompress, decompressAny, detectCompression } from './compression.js';
 export { type DiffOpts, diffOverlay, diffTrees } from './diff.js';
 export { canChown, copyEntry, deviceNumbers, isWhiteout, lstatOrUndefined, timesOf, xattrsOf } from './fs-meta.js';
-export type { EntryType, SparseSegment, TarHeader } from './tar/header.js';
+export { type EntryType, headerOf, type SparseSegment, type TarHeader } from './tar/header.js';
 export { parsePaxTime, type ReadTarOpts, readTar, type TarEntry } from './tar/reader.js';
 export { encodeHeader, TAR_END, tarPadding } from './tar/writer.js';

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Berth } from '../services/index.js';
-import { berth, fails, ok } from '../testutil/cli.js';
+import { berth, cleanupRoots, fails, ok } from '../testutil/cli.js';
 import { freePort } from '../testutil/registry.js';
 
 // import (a root filesystem tarball becomes a one-layer image) and export (a container's
@@ -33,11 +33,7 @@ before(async () => {
 });
 after(async () => {
   server?.kill();
-  const ids = (await berth(root, ['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-  if (ids.length) await berth(root, ['rm', '-f', ...ids]);
-  const b = await Berth.open({ root });
-  await rm(b.runDir, { recursive: true, force: true });
-  b.close();
+  await cleanupRoots([root]);
   await rm(work, { recursive: true, force: true });
 });
 

@@ -1,60 +1,173 @@
-import { createWriteStream } from 'node:fs';
-import { rename, rm, stat } from 'node:fs/promises';
+import { createWriteStream, existsSync } from 'node:fs';
+import { lstat, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream } from 'node:stream/web';
 import type { Command } from 'commander';
-import { decompressAny } from '../archive/index.js';
-import { readFileChunks } from '../content/index.js';
+import { decompressAny, readTar } from '../archive/index.js';
+import { readFileChunks, writeFileAtomic } from '../content/index.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError, withContext } from '../errdefs/index.js';
-import { applyChange, commitImage, unpackUnderLease } from '../images/index.js';
-import type { ContainerConfig } from '../oci/index.js';
-import { formatReference, parseReference } from '../oci/index.js';
-import { example, withBerth } from './context.js';
+import {
+  type ArchiveEntry,
+  type ArchiveFile,
+  applyChange,
+  archiveFiles,
+  commitImage,
+  type LoadedImage,
+  loadArchive,
+  tarFiles,
+  unpackUnderLease,
+} from '../images/index.js';
+import {
+  type ContainerConfig,
+  type Descriptor,
+  familiarString,
+  formatReference,
+  type Index,
+  isDigest,
+  isManifest,
+  parsePlatform,
+  parseReference,
+  type Reference,
+} from '../oci/index.js';
+import type { Berth } from '../services/index.js';
+import { example, type Globals, withBerth } from './context.js';
+import { lookupImage } from './images.js';
+import { humanBytes } from './output.js';
+import { ProgressView } from './progress.js';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
-/** `import` (a root filesystem tarball becomes an image) and `export` (a container's filesystem as a tarball). */
+/** import/export (root filesystem tarballs), save/load (image archives), image import/export --oci (OCI layouts). */
 export function registerArchive(program: Command): void {
   const image = program.commands.find((c) => c.name() === 'image') as Command;
   const container = program.commands.find((c) => c.name() === 'container') as Command;
 
   const importCmd = (c: Command) =>
     c
-      .description('Make a one-layer image from a root filesystem tarball (a file, an http(s) URL, or - for stdin; gzip, zstd or plain)')
-      .argument('<file|URL|->')
+      .description(
+        'Make a one-layer image from a root filesystem tarball (a file, an http(s) URL, or - for stdin; gzip, zstd or plain); with --oci, load an OCI image layout directory',
+      )
+      .argument('<file|URL|-|DIR[:REF]>')
       .argument('[repository[:tag]]')
       .option('-c, --change <instruction>', 'apply a Dockerfile instruction (CMD, ENTRYPOINT, ENV, LABEL, WORKDIR, USER, …)', collect)
       .option('-m, --message <text>', 'the history comment (default: "Imported from SOURCE")')
-      .action(async (source: string, repo: string | undefined, flags: { change?: string[]; message?: string }, cmd: Command) =>
-        withBerth(cmd, async (b, g) => {
-          let config: ContainerConfig = {};
-          for (const change of flags.change ?? []) config = applyChange(config, change);
-          const name = repo ? formatReference(parseReference(repo)) : undefined;
-          const ns = b.namespace(g.namespace);
-          const r = await commitImage(ns, undefined, decompressAny(await openSource(source)), {
-            ...(name ? { name } : {}),
-            config,
-            comment: flags.message ?? `Imported from ${source}`,
-          });
-          // Unpacked at once, as docker's import applies the layer: a tarball that is not a root
-          // filesystem (not a tar, hostile paths) is refused now, not at the first run.
-          try {
-            await unpackUnderLease(ns, b.snapshotter(g.namespace), r.manifest);
-          } catch (err) {
-            if (r.image) ns.images.delete(r.image.name);
-            if (b.settings.gcAfterRemove) await b.gc();
-            throw withContext(err, `import "${source}"`);
-          }
-          process.stdout.write(`${r.imageId}\n`);
-        }),
+      .option('--oci', 'the source is an OCI image layout directory (skopeo, umoci, buildah); REF picks a manifest by its ref name')
+      .action(
+        async (source: string, repo: string | undefined, flags: { change?: string[]; message?: string; oci?: boolean }, cmd: Command) =>
+          withBerth(cmd, async (b, g) => {
+            if (flags.oci) {
+              const [dir, ref] = splitLayoutRef(source);
+              const loaded = await loadArchive(b.namespace(g.namespace), layoutEntries(dir), {
+                ...(ref ? { refName: ref } : {}),
+                ...(repo ? { name: formatReference(parseReference(repo)) } : {}),
+              });
+              await finishLoad(b, g, loaded);
+              return;
+            }
+            let config: ContainerConfig = {};
+            for (const change of flags.change ?? []) config = applyChange(config, change);
+            const name = repo ? formatReference(parseReference(repo)) : undefined;
+            const ns = b.namespace(g.namespace);
+            const r = await commitImage(ns, undefined, decompressAny(await openSource(source)), {
+              ...(name ? { name } : {}),
+              config,
+              comment: flags.message ?? `Imported from ${source}`,
+            });
+            // Unpacked at once, as docker's import applies the layer: a tarball that is not a root
+            // filesystem (not a tar, hostile paths) is refused now, not at the first run.
+            try {
+              await unpackUnderLease(ns, b.snapshotter(g.namespace), r.manifest);
+            } catch (err) {
+              if (r.image) ns.images.delete(r.image.name);
+              if (b.settings.gcAfterRemove) await b.gc();
+              throw withContext(err, `import "${source}"`);
+            }
+            process.stdout.write(`${r.imageId}\n`);
+          }),
       );
   example(
     importCmd(program.command('import')),
     'berth import rootfs.tar.gz mybox:1',
     'tar -C rootfs -c . | berth import -c \'CMD ["sh"]\' - mybox:1',
   );
-  example(importCmd(image.command('import')), 'berth image import https://example.com/rootfs.tar.gz mybox:1');
+  example(
+    importCmd(image.command('import')),
+    'berth image import https://example.com/rootfs.tar.gz mybox:1',
+    'berth image import --oci ./layout:latest localhost:5000/app:1',
+  );
+
+  const saveCmd = (c: Command) =>
+    c
+      .description(
+        'Write images to a tar archive that docker load, skopeo and berth load read (to stdout unless -o); --format docker (an OCI layout plus manifest.json, as docker 25+ writes; the default) or oci (the layout alone)',
+      )
+      .argument('<image...>')
+      .option('-o, --output <file>', 'write to a file instead of standard output')
+      .option('--platform <os/arch[/variant]>', "the platform of a multi-platform image to save (default: this host's)")
+      .action(async (refs: string[], flags: { output?: string; platform?: string }, cmd: Command) =>
+        withBerth(
+          cmd,
+          async (b, g) => {
+            // `--format` is the global flag (commander gives it every --format): docker, oci, or its default.
+            const format = (cmd.optsWithGlobals() as { format?: string }).format === 'oci' ? 'oci' : 'docker';
+            const ns = b.namespace(g.namespace);
+            const platform = flags.platform ? parsePlatform(flags.platform) : undefined;
+            const images = [];
+            for (const ref of refs) images.push(await lookupImage(ns, ref, platform));
+            await writeOutput(flags.output, tarFiles(await archiveFiles(ns, images, { format })));
+          },
+          { ownFormats: ['docker', 'oci'] },
+        ),
+      );
+  example(
+    saveCmd(program.command('save')),
+    'berth save -o images.tar busybox alpine',
+    'berth save --format oci busybox | gzip > busybox.oci.tar.gz',
+  );
+  example(saveCmd(image.command('save')), 'berth image save -o busybox.tar busybox');
+
+  const loadCmd = (c: Command) =>
+    c
+      .description('Load images from a tar archive (docker save, skopeo docker-archive or oci-archive, berth save; gzip or zstd too)')
+      .option('-i, --input <file>', 'read from a file instead of standard input')
+      .option('-q, --quiet', 'no progress')
+      .action(async (flags: { input?: string; quiet?: boolean }, cmd: Command) =>
+        withBerth(cmd, async (b, g) => {
+          const source = flags.input ? await openSource(flags.input) : process.stdin;
+          const view = new ProgressView({ quiet: flags.quiet ?? false });
+          const entries = readTar(decompressAny(source));
+          const loaded = await loadArchive(b.namespace(g.namespace), entries, {
+            onEvent: (e) => {
+              view.update({ ref: e.path, offset: e.size, total: e.size }, e.path);
+              view.finish(e.path, `Loaded ${humanBytes(e.size)}`);
+            },
+          });
+          await finishLoad(b, g, loaded);
+        }),
+      );
+  example(loadCmd(program.command('load')), 'berth load -i images.tar', 'gunzip -c images.tar.gz | berth load');
+  example(loadCmd(image.command('load')), 'berth image load -i busybox.tar');
+
+  example(
+    image
+      .command('export')
+      .description('Write images into an OCI image layout directory (shared with skopeo, umoci and buildah; added to one that exists)')
+      .requiredOption('--oci <dir>', 'the layout directory')
+      .argument('<image...>')
+      .option('--platform <os/arch[/variant]>', "the platform of a multi-platform image (default: this host's)")
+      .action(async (refs: string[], flags: { oci: string; platform?: string }, cmd: Command) =>
+        withBerth(cmd, async (b, g) => {
+          const ns = b.namespace(g.namespace);
+          const platform = flags.platform ? parsePlatform(flags.platform) : undefined;
+          const images = [];
+          for (const ref of refs) images.push(await lookupImage(ns, ref, platform));
+          await writeLayout(flags.oci, await archiveFiles(ns, images, { format: 'oci' }));
+        }),
+      ),
+    'berth image export --oci ./layout busybox',
+  );
 
   const exportCmd = (c: Command) =>
     c
@@ -66,24 +179,96 @@ export function registerArchive(program: Command): void {
           if (!flags.output && process.stdout.isTTY) {
             throw new FailedPreconditionError('cowardly refusing to save to a terminal. Use the -o flag or redirect');
           }
-          await b.containers(g.namespace).exportFs(ref, async (tar) => {
-            if (!flags.output) {
-              await pipeline(Readable.from(tar), process.stdout);
-              return;
-            }
-            // Written aside and renamed: a failed export leaves no half file under the name asked for.
-            const tmp = `${flags.output}.partial-${process.pid}`;
-            try {
-              await pipeline(Readable.from(tar), createWriteStream(tmp));
-              await rename(tmp, flags.output);
-            } finally {
-              await rm(tmp, { force: true });
-            }
-          });
+          await b.containers(g.namespace).exportFs(ref, (tar) => writeOutput(flags.output, tar));
         }),
       );
   example(exportCmd(program.command('export')), 'berth export -o web.tar web');
   example(exportCmd(container.command('export')), 'berth container export web | tar -t');
+}
+
+/** Unpacks what was loaded (as docker load leaves images ready to run) and says what, as docker does. */
+async function finishLoad(b: Berth, g: Globals, loaded: LoadedImage[]): Promise<void> {
+  const ns = b.namespace(g.namespace);
+  for (const l of loaded) {
+    if (isManifest(l.manifest.mediaType)) await unpackUnderLease(ns, b.snapshotter(g.namespace), l.manifest);
+  }
+  for (const l of loaded) {
+    let ref: Reference | undefined;
+    try {
+      if (!isDigest(l.name)) ref = parseReference(l.name);
+    } catch {
+      // a name that is not a reference
+    }
+    process.stdout.write(ref ? `Loaded image: ${familiarString(ref)}\n` : `Loaded image ID: ${l.id}\n`);
+  }
+}
+
+/** `DIR:REF` as skopeo's `oci:DIR:REF`: the part after the last colon is a ref name when DIR exists without it. */
+function splitLayoutRef(arg: string): [string, string | undefined] {
+  const i = arg.lastIndexOf(':');
+  if (i > 0 && !arg.slice(i + 1).includes('/') && existsSync(join(arg.slice(0, i), 'oci-layout')))
+    return [arg.slice(0, i), arg.slice(i + 1)];
+  return [arg, undefined];
+}
+
+/** The files of an OCI image layout directory, as archive members (only what a layout holds is read). */
+async function* layoutEntries(dir: string): AsyncGenerator<ArchiveEntry> {
+  if (!existsSync(join(dir, 'oci-layout'))) throw new InvalidArgumentError(`"${dir}" is not an OCI image layout (no oci-layout file)`);
+  const file = async function* (rel: string): AsyncGenerator<ArchiveEntry> {
+    const st = await lstat(join(dir, rel));
+    if (!st.isFile()) throw new InvalidArgumentError(`layout "${dir}": ${rel} is not a regular file`);
+    yield { header: { name: rel, type: 'file', size: st.size, linkname: '' }, body: () => readFileChunks(join(dir, rel)) };
+  };
+  yield* file('oci-layout');
+  yield* file('index.json');
+  for (const alg of await readdir(join(dir, 'blobs')).catch(() => [] as string[])) {
+    for (const hex of await readdir(join(dir, 'blobs', alg))) yield* file(`blobs/${alg}/${hex}`);
+  }
+}
+
+/** Writes files into an OCI layout directory; an index.json already there keeps its other entries. */
+async function writeLayout(dir: string, files: ArchiveFile[]): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  for (const f of files) {
+    const path = join(dir, f.path);
+    if (f.path === 'index.json') continue;
+    if (f.path.startsWith('blobs/') && existsSync(path)) continue; // content-addressed: already right
+    await mkdir(dirname(path), { recursive: true });
+    await writeOutput(path, f.body());
+  }
+  const mine = JSON.parse(await streamText((files.find((f) => f.path === 'index.json') as ArchiveFile).body())) as Index;
+  let index: Index = mine;
+  const old = await readFile(join(dir, 'index.json'), 'utf8').catch(() => undefined);
+  if (old !== undefined) {
+    const prev = JSON.parse(old) as Index;
+    const key = (d: Descriptor) =>
+      d.annotations?.['org.opencontainers.image.ref.name'] ?? d.annotations?.['io.containerd.image.name'] ?? d.digest;
+    const replaced = new Set(mine.manifests.map(key));
+    index = { ...prev, manifests: [...prev.manifests.filter((d) => !replaced.has(key(d))), ...mine.manifests] };
+  }
+  await writeFileAtomic(join(dir, 'index.json'), JSON.stringify(index));
+}
+
+async function streamText(chunks: AsyncIterable<Uint8Array>): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const c of chunks) parts.push(Buffer.from(c));
+  return Buffer.concat(parts).toString('utf8');
+}
+
+/** Writes a stream to a file (aside, then renamed: a failure leaves no half file) or to stdout, never to a terminal. */
+async function writeOutput(output: string | undefined, data: AsyncIterable<Uint8Array>): Promise<void> {
+  if (!output) {
+    if (process.stdout.isTTY) throw new FailedPreconditionError('cowardly refusing to save to a terminal. Use the -o flag or redirect');
+    await pipeline(Readable.from(data), process.stdout);
+    return;
+  }
+  const tmp = `${output}.partial-${process.pid}`;
+  try {
+    await pipeline(Readable.from(data), createWriteStream(tmp));
+    await rename(tmp, output);
+  } finally {
+    await rm(tmp, { force: true });
+  }
 }
 
 /** The bytes of a file, an http(s) URL, or standard input (`-`). */

@@ -13,12 +13,17 @@ export interface Globals {
   snapshotter?: SnapshotterName;
 }
 
-export function globalsOf(cmd: Command): Globals {
+/**
+ * The global flags. A command whose own `--format` means something else (`save --format docker|oci`)
+ * names its values in `ownFormats`: commander gives every `--format` to the global flag.
+ */
+export function globalsOf(cmd: Command, opts: { ownFormats?: readonly string[] } = {}): Globals {
   const o = cmd.optsWithGlobals() as { root?: string; namespace?: string; format?: string; debug?: boolean; snapshotter?: SnapshotterName };
+  const own = o.format !== undefined && opts.ownFormats?.includes(o.format);
   const g: Globals = {
     root: o.root || defaultRoot(),
     namespace: o.namespace || 'default',
-    format: parseFormat(o.format ?? 'table'),
+    format: own ? 'table' : parseFormat(o.format ?? 'table', opts.ownFormats),
     debug: o.debug ?? false,
   };
   if (o.snapshotter) g.snapshotter = o.snapshotter;
@@ -26,8 +31,12 @@ export function globalsOf(cmd: Command): Globals {
 }
 
 /** Opens the root for the duration of one command. */
-export async function withBerth<T>(cmd: Command, fn: (berth: Berth, g: Globals) => Promise<T>): Promise<T> {
-  const g = globalsOf(cmd);
+export async function withBerth<T>(
+  cmd: Command,
+  fn: (berth: Berth, g: Globals) => Promise<T>,
+  opts: { ownFormats?: readonly string[] } = {},
+): Promise<T> {
+  const g = globalsOf(cmd, opts);
   const berth = await Berth.open({ root: g.root, ...(g.snapshotter ? { snapshotter: g.snapshotter } : {}) });
   try {
     return await fn(berth, g);

@@ -4,9 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Berth } from '../services/index.js';
 import { pushSharedImages } from '../testutil/busybox.js';
-import { berth, ok, type Result } from '../testutil/cli.js';
+import { berth, ok, type Result, TestRoots } from '../testutil/cli.js';
 import { startRegistry, type TestRegistry } from '../testutil/registry.js';
 
 // Garbage collection against work in other processes, and processes killed with SIGKILL in the
@@ -16,7 +15,7 @@ let registry: TestRegistry;
 let work: string;
 let A: string;
 let B: string;
-const roots: string[] = [];
+const roots = new TestRoots();
 
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'berth-gc-crash-'));
@@ -29,22 +28,12 @@ before(async () => {
   B = refs['crash/b'] as string;
 });
 after(async () => {
-  for (const root of roots) {
-    const ids = (await berth(root, ['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-    if (ids.length) await berth(root, ['rm', '-f', ...ids]);
-    const b = await Berth.open({ root });
-    await rm(b.runDir, { recursive: true, force: true });
-    b.close();
-  }
+  await roots.cleanup();
   await registry.stop();
   await rm(work, { recursive: true, force: true });
 });
 
-const newRoot = async () => {
-  const root = join(await mkdtemp(join(work, 'r-')), 'root');
-  roots.push(root);
-  return root;
-};
+const newRoot = () => roots.make(work);
 
 let killed = 0;
 

@@ -12,6 +12,7 @@ import {
   type HistoryEntry,
   hostPlatform,
   isDigest,
+  type Platform,
   parseReference,
   platformMatcher,
   type Reference,
@@ -460,7 +461,12 @@ export async function pruneImages(b: Berth, namespace: string, opts: { all?: boo
 }
 
 /** The image an argument names (a reference, or a full or short image ID), resolved for this host. */
-export async function lookupImage(ns: NamespaceScope, arg: string): Promise<{ name: string; resolved: ResolvedImage }> {
+export async function lookupImage(
+  ns: NamespaceScope,
+  arg: string,
+  platform?: Platform,
+): Promise<{ name: string; resolved: ResolvedImage }> {
+  const matcher = platformMatcher(platform ?? hostPlatform());
   let name: string | undefined;
   try {
     name = formatReference(parseReference(arg));
@@ -470,11 +476,12 @@ export async function lookupImage(ns: NamespaceScope, arg: string): Promise<{ na
   if (name !== undefined) {
     try {
       const image = ns.images.get(name);
-      return { name, resolved: await resolveImage(ns.content, image.target, platformMatcher(hostPlatform())) };
+      return { name, resolved: await resolveImage(ns.content, image.target, matcher) };
     } catch (err) {
       if (!hasCode(err, 'NOT_FOUND')) throw err;
     }
   }
   const r = find(await rows(ns), arg)[0] as Row;
+  if (platform) return { name: r.image.name, resolved: await resolveImage(ns.content, r.image.target, matcher) };
   return { name: r.image.name, resolved: resolvedRow(r, arg).resolved };
 }

@@ -19,7 +19,7 @@ export function buildProgram(): Command {
     .version(berthVersion, '--version', 'print the version')
     .addOption(new Option('--root <dir>', 'root directory (default: /var/lib/berth as root, else $XDG_DATA_HOME/berth)').env('BERTH_ROOT'))
     .addOption(new Option('-n, --namespace <name>', 'namespace').env('BERTH_NAMESPACE').default('default'))
-    .addOption(new Option('--format <format>', 'output format of listings').choices(['table', 'json']).default('table'))
+    .addOption(new Option('--format <format>', 'output format of listings: table or json').default('table'))
     .addOption(
       new Option('--snapshotter <name>', 'snapshotter (default: overlayfs where the kernel supports it, else native)')
         .choices(['overlayfs', 'native'])

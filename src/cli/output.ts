@@ -2,8 +2,10 @@ import { InvalidArgumentError } from '../errdefs/index.js';
 
 export type Format = 'table' | 'json';
 
-export function parseFormat(s: string): Format {
-  if (s !== 'table' && s !== 'json') throw new InvalidArgumentError(`invalid format "${s}": use "table" or "json"`);
+/** A listing format; `others` are what the command's own `--format` also takes (named in the error). */
+export function parseFormat(s: string, others: readonly string[] = ['table', 'json']): Format {
+  if (s !== 'table' && s !== 'json')
+    throw new InvalidArgumentError(`invalid format "${s}": use ${others.map((o) => `"${o}"`).join(' or ')}`);
   return s;
 }
 

@@ -66,20 +66,36 @@ export async function commitImage(
       };
       ns.leases.addResource(lease.id, { type: 'content', id: blob.digest });
 
-      const now = new Date().toISOString();
+      const now = goTime(new Date());
       const old: ImageConfig = base?.config.value ?? scratchConfig();
       const history: HistoryEntry = { created: now };
       if (opts.createdBy) history.created_by = opts.createdBy;
       if (opts.author) history.author = opts.author;
       if (opts.comment) history.comment = opts.comment;
-      const config: ImageConfig = {
-        ...old,
-        created: now,
-        ...(opts.author ? { author: opts.author } : {}),
-        config: opts.config ?? old.config ?? {},
-        rootfs: { type: 'layers', diff_ids: [...old.rootfs.diff_ids, diffID] },
-        history: [...(old.history ?? []), history],
+      // Keys in the order of the OCI spec's Go types, as skopeo, umoci and buildkit write them: a
+      // peer that decodes and encodes the config again then gets the same bytes, and the same image ID.
+      const { created: _created, author, architecture, os, variant, config: runConfig, rootfs, history: oldHistory, ...rest } = old;
+      const {
+        'os.version': osVersion,
+        'os.features': osFeatures,
+        ...others
+      } = rest as typeof rest & {
+        'os.version'?: string;
+        'os.features'?: string[];
       };
+      const config = {
+        created: now,
+        ...(opts.author || author ? { author: opts.author || author } : {}),
+        architecture,
+        os,
+        ...(osVersion !== undefined ? { 'os.version': osVersion } : {}),
+        ...(osFeatures !== undefined ? { 'os.features': osFeatures } : {}),
+        ...(variant !== undefined ? { variant } : {}),
+        ...others,
+        config: inGoOrder(opts.config ?? runConfig ?? {}),
+        rootfs: { type: 'layers', diff_ids: [...rootfs.diff_ids, diffID] },
+        history: [...(oldHistory ?? []), history],
+      } as ImageConfig;
       const configBytes = Buffer.from(JSON.stringify(config));
       const configBlob = await putJSON(ns, configBytes, lease.id);
       const manifest: Manifest = {
@@ -98,6 +114,20 @@ export async function commitImage(
     },
     { expiresIn: 3_600_000, labels: { 'berth.commit': opts.name ?? '<none>' } },
   );
+}
+
+/** A time as Go's RFC 3339 encoding writes it (no trailing zeros in the fraction), so peers re-encode it byte for byte. */
+function goTime(d: Date): string {
+  return d.toISOString().replace(/\.?0+Z$/, 'Z');
+}
+
+/** The run config's fields in the order of the OCI spec's Go type (others after, as they were). */
+function inGoOrder(c: ContainerConfig): ContainerConfig {
+  const order = ['User', 'ExposedPorts', 'Env', 'Entrypoint', 'Cmd', 'Volumes', 'WorkingDir', 'Labels', 'StopSignal', 'ArgsEscaped'];
+  const out: Record<string, unknown> = {};
+  for (const k of order) if ((c as Record<string, unknown>)[k] !== undefined) out[k] = (c as Record<string, unknown>)[k];
+  for (const [k, v] of Object.entries(c)) if (!(k in out) && v !== undefined) out[k] = v;
+  return out as ContainerConfig;
 }
 
 /** The config of an image with no layers yet, for this host. */

@@ -9,8 +9,10 @@ export {
   readManifest,
   resolveImage,
 } from './image.js';
+export { type ArchiveEntry, type LoadedImage, type LoadOpts, loadArchive } from './load.js';
 export { type PullOpts, type PullResult, pull } from './pull.js';
 export { type PushOpts, type PushResult, push } from './push.js';
+export { type ArchiveFile, archiveFiles, type SaveOpts, tarFiles } from './save.js';
 export { distributionSourceLabel, fetchInto, mapLimit, type TransferEvent, type TransferOpts } from './transfer.js';
 export { snapshotResource, type UnpackEvent, type UnpackOpts, type UnpackResult, unpack, unpackUnderLease } from './unpack.js';
 export { type ImageUsage, imageUsage, type LayerUsage, type StoreUsage, type UsageStores } from './usage.js';

@@ -1,6 +1,9 @@
 // Test support: the berth CLI run as its own process.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Berth } from '../services/index.js';
 import { cliEntry } from '../sys/index.js';
 
 /** The CLI as users run it: the bundle (dist/berth.cjs). */
@@ -17,8 +20,10 @@ export function berth(
   root: string,
   args: string[],
   opts: {
-    input?: Uint8Array | string;
-    env?: Record<string, string> /** SIGKILL it after this many ms (code null). */;
+    /** Bytes for stdin, or a stream piped into it. */
+    input?: Uint8Array | string | NodeJS.ReadableStream;
+    env?: Record<string, string>;
+    /** SIGKILL it after this many ms (code null). */
     killAfter?: number;
   } = {},
 ): Promise<Result> {
@@ -34,7 +39,12 @@ export function berth(
   p.stderr.on('data', (d: Buffer) => {
     stderr += d;
   });
-  p.stdin.end(opts.input ?? '');
+  const input = opts.input ?? '';
+  if (typeof input === 'string' || input instanceof Uint8Array) p.stdin.end(input);
+  else {
+    p.stdin.on('error', () => {}); // berth may stop reading early (a refused archive)
+    input.pipe(p.stdin);
+  }
   const timer = opts.killAfter === undefined ? undefined : setTimeout(() => p.kill('SIGKILL'), opts.killAfter);
   return new Promise((resolve) =>
     p.on('close', (code) => {
@@ -56,4 +66,28 @@ export function fails(r: Result, code: number, message: RegExp): void {
   const lines = r.stderr.trim().split('\n');
   assert.equal(lines.length, 1, `one line of error, got: ${r.stderr}`);
   assert.match(lines[0] ?? '', message);
+}
+
+/** Fresh roots under a test's work directory, each `<tmp>/root`; `cleanup` removes what they left outside. */
+export class TestRoots {
+  readonly #roots: string[] = [];
+  async make(work: string): Promise<string> {
+    const root = join(await mkdtemp(join(work, 'r-')), 'root');
+    this.#roots.push(root);
+    return root;
+  }
+  cleanup(): Promise<void> {
+    return cleanupRoots(this.#roots);
+  }
+}
+
+/** Removes what the roots left outside themselves: their containers and their runtime directories under /run. */
+export async function cleanupRoots(roots: string[]): Promise<void> {
+  for (const root of roots) {
+    const ids = (await berth(root, ['ps', '-aq'])).stdout.split('\n').filter(Boolean);
+    if (ids.length) await berth(root, ['rm', '-f', ...ids]);
+    const b = await Berth.open({ root });
+    await rm(b.runDir, { recursive: true, force: true });
+    b.close();
+  }
 }

@@ -33,3 +33,20 @@ export interface TarHeader {
   xattrs: Map<string, Buffer>;
   sparse?: SparseSegment[];
 }
+
+/** A header with the fields that vary; the rest zero or empty (owner root, no times, no xattrs). */
+export function headerOf(h: Pick<TarHeader, 'name' | 'type' | 'mode'> & Partial<TarHeader>): TarHeader {
+  return {
+    uid: 0,
+    gid: 0,
+    size: 0,
+    mtime: { sec: 0, nsec: 0 },
+    linkname: '',
+    uname: '',
+    gname: '',
+    devmajor: 0,
+    devminor: 0,
+    xattrs: new Map(),
+    ...h,
+  };
+}

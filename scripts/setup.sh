@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 # zstd (zstd layers), containerd (the unpack and run benchmarks' peer), openssl (test certificates),
 # time (peak memory in benchmarks); for containers: runc (the OCI runtime), conmon (the monitor that
 # outlives the CLI), tini (`run --init`), procps (`top`), bsdutils (`script`: a pty for `exec -t`
-# without a terminal) and busybox-static (the tests' image).
-deb_packages=(g++ make python3 coreutils time openssl zstd docker-registry skopeo umoci containerd runc conmon tini procps bsdutils busybox-static)
+# without a terminal) and busybox-static (the tests' image); docker.io (a Docker engine the archive
+# tests start on a private root and socket: docker save/load against berth's).
+deb_packages=(g++ make python3 coreutils time openssl zstd docker-registry skopeo umoci containerd runc conmon tini procps bsdutils busybox-static docker.io)
 missing=()
 for p in "${deb_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

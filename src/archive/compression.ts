@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, createGzip } from 'node:zlib';
 import { InvalidArgumentError } from '../errdefs/index.js';
 import { type Compression, layerCompressionOf, MediaType } from '../oci/index.js';
 
@@ -77,7 +77,36 @@ export async function* decompress(
     }
     return;
   }
-  yield* zstdDecompress(rest(), opts);
+  yield* zstd(['-d'], rest(), opts);
+}
+
+/**
+ * Compresses a stream as a layer of that compression is stored: gzip in zlib (off the main thread),
+ * zstd through the `zstd` program (level 3, its default), none as it is.
+ */
+export async function* compress(
+  source: AsyncIterable<Uint8Array>,
+  kind: Compression,
+  opts: { signal?: AbortSignal } = {},
+): AsyncGenerator<Uint8Array> {
+  if (kind === 'none') {
+    yield* source;
+    return;
+  }
+  if (kind === 'zstd') {
+    yield* zstd(['-3'], source, opts);
+    return;
+  }
+  const gz = createGzip({ chunkSize: CHUNK });
+  const feeding = pipeline(Readable.from(source, { objectMode: false }), gz, { signal: opts.signal }).catch((err: unknown) => err);
+  try {
+    for await (const chunk of gz) yield chunk as Buffer;
+    const err = await feeding;
+    if (err) throw err;
+  } finally {
+    gz.destroy();
+    await feeding;
+  }
 }
 
 const anyLayer: Record<Compression, string> = {
@@ -111,8 +140,9 @@ export async function* decompressAny(source: AsyncIterable<Uint8Array>, opts: { 
   yield* decompress(replay(), anyLayer[detectCompression(Buffer.concat(head))], opts);
 }
 
-async function* zstdDecompress(source: AsyncIterable<Uint8Array>, opts: { signal?: AbortSignal }): AsyncGenerator<Uint8Array> {
-  const child = spawn('zstd', ['-d', '-c', '-q', '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'], signal: opts.signal });
+/** Runs the `zstd` program over a stream (`-d` to decompress, a level to compress). */
+async function* zstd(args: string[], source: AsyncIterable<Uint8Array>, opts: { signal?: AbortSignal }): AsyncGenerator<Uint8Array> {
+  const child = spawn('zstd', [...args, '-c', '-q', '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'], signal: opts.signal });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (s: string) => {
     if (stderr.length < 4096) stderr += s;
@@ -133,7 +163,7 @@ async function* zstdDecompress(source: AsyncIterable<Uint8Array>, opts: { signal
     done = true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new InvalidArgumentError('zstd layers need the "zstd" program', { cause: err });
+      throw new InvalidArgumentError('zstd layers need the "zstd" program (Debian package zstd)', { cause: err });
     throw err;
   } finally {
     if (!done) child.kill();

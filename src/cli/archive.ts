@@ -14,6 +14,7 @@ import {
   applyChange,
   archiveFiles,
   commitImage,
+  convertImage,
   type LoadedImage,
   loadArchive,
   tarFiles,
@@ -130,14 +131,24 @@ export function registerArchive(program: Command): void {
 
   const loadCmd = (c: Command) =>
     c
-      .description('Load images from a tar archive (docker save, skopeo docker-archive or oci-archive, berth save; gzip or zstd too)')
-      .option('-i, --input <file>', 'read from a file instead of standard input')
+      .description(
+        'Load images from a tar archive (docker save, skopeo docker-archive or oci-archive, berth save; gzip or zstd too) or an OCI layout directory',
+      )
+      .option('-i, --input <file|dir>', 'read from a file (or an OCI layout directory) instead of standard input')
       .option('-q, --quiet', 'no progress')
       .action(async (flags: { input?: string; quiet?: boolean }, cmd: Command) =>
         withBerth(cmd, async (b, g) => {
-          const source = flags.input ? await openSource(flags.input) : process.stdin;
           const view = new ProgressView({ quiet: flags.quiet ?? false });
-          const entries = readTar(decompressAny(source));
+          // An OCI layout directory loads as its archive would.
+          const isDir =
+            flags.input !== undefined &&
+            (await stat(flags.input).then(
+              (st) => st.isDirectory(),
+              () => false,
+            ));
+          const entries = isDir
+            ? layoutEntries(flags.input as string)
+            : readTar(decompressAny(flags.input ? await openSource(flags.input) : process.stdin));
           const loaded = await loadArchive(b.namespace(g.namespace), entries, {
             onEvent: (e) => {
               view.update({ ref: e.path, offset: e.size, total: e.size }, e.path);
@@ -149,6 +160,42 @@ export function registerArchive(program: Command): void {
       );
   example(loadCmd(program.command('load')), 'berth load -i images.tar', 'gunzip -c images.tar.gz | berth load');
   example(loadCmd(image.command('load')), 'berth image load -i busybox.tar');
+
+  example(
+    image
+      .command('convert')
+      .description('Write an image again with its layers recompressed or its media types changed (the image ID stays)')
+      .argument('<source>')
+      .argument('<target>')
+      .option('--zstd', 'compress every layer with zstd')
+      .option('--gzip', 'compress every layer with gzip')
+      .option('--uncompressed', 'store every layer uncompressed')
+      .option('--oci', 'OCI media types')
+      .option('--docker', 'Docker media types')
+      .option('--platform <os/arch[/variant]>', "the platform of a multi-platform image (default: this host's)")
+      .action(
+        async (
+          src: string,
+          dst: string,
+          flags: { zstd?: boolean; gzip?: boolean; uncompressed?: boolean; oci?: boolean; docker?: boolean; platform?: string },
+          cmd: Command,
+        ) =>
+          withBerth(cmd, async (b, g) => {
+            const compressions = (['zstd', 'gzip', 'uncompressed'] as const).filter((k) => flags[k]);
+            if (compressions.length > 1) throw new InvalidArgumentError('convert: choose one of --zstd, --gzip, --uncompressed');
+            if (flags.oci && flags.docker) throw new InvalidArgumentError('convert: choose one of --oci, --docker');
+            const ns = b.namespace(g.namespace);
+            const { resolved } = await lookupImage(ns, src, flags.platform ? parsePlatform(flags.platform) : undefined);
+            const c = compressions[0];
+            const r = await convertImage(ns, resolved, formatReference(parseReference(dst)), {
+              ...(c ? { compression: c === 'uncompressed' ? 'none' : c } : {}),
+              ...(flags.oci ? { format: 'oci' } : flags.docker ? { format: 'docker' } : {}),
+            });
+            process.stdout.write(`${r.manifest.digest}\n`);
+          }),
+      ),
+    'berth image convert --zstd --oci busybox busybox:zstd',
+  );
 
   example(
     image

@@ -163,6 +163,9 @@ describe('save and load', () => {
     assert.equal(sha(await sh('skopeo', ['inspect', '--raw', `oci:${out}:v2`])), v2Manifest);
     assert.match(await sh('umoci', ['ls', '--layout', out]), /latest\nv2\n|v2\nlatest\n/);
     fails(await berth(root, ['image', 'import', '--oci', join(work, 'nope')]), 2, /not an OCI image layout/);
+    // load takes a layout directory too (every image in it; the ones without a name by their ID).
+    const fourth = await newRoot();
+    assert.match(ok(await berth(fourth, ['load', '-i', out]), 'load a directory').stdout, /Loaded image: .*archive\/busybox:latest\n/);
   });
 
   test('hostile archives are refused with one clear line, nothing written outside, memory and time bounded', async () => {
@@ -232,6 +235,75 @@ t.close()
     assert.deepEqual(images, []);
     ok(await berth(root, ['gc']), 'gc');
     assert.match(ok(await berth(root, ['fsck']), 'fsck').stdout, /^0 errors, 0 orphans\n$/);
+  });
+
+  test('image convert: zstd, uncompressed, docker and OCI media types; the image ID and the filesystem stay', async () => {
+    const root = await newRoot();
+    ok(await berth(root, ['pull', '-q', img]), 'pull');
+    const tree = async (ref: string) =>
+      ok(await berth(root, ['run', '--rm', ref, 'sh', '-c', 'ls -lnR /bin /home | md5sum; cat /etc/group /etc/passwd']), 'run').stdout;
+    const original = await tree(img);
+    interface Manifest {
+      mediaType: string;
+      config: { digest: string; mediaType: string };
+      layers: { mediaType: string; digest: string }[];
+    }
+    const manifestOf = async (ref: string) => {
+      const inspected = JSON.parse(ok(await berth(root, ['image', 'inspect', ref]), 'inspect').stdout) as {
+        Id: string;
+        RepoDigests: string[];
+      }[];
+      const out = join(work, `m-${Math.random().toString(36).slice(2)}`);
+      const digest = ok(await berth(root, ['images', '--digests', '--format', 'json', '--filter', `reference=${ref}`]), 'images').stdout;
+      const d = (JSON.parse(digest) as { digest: string }[])[0]?.digest as string;
+      ok(await berth(root, ['content', 'get', d, '-o', out]), 'content get');
+      return { id: inspected[0]?.Id, manifest: JSON.parse(await readFile(out, 'utf8')) as Manifest };
+    };
+    const printed = ok(await berth(root, ['image', 'convert', '--zstd', img, 'converted/busybox:zstd']), 'convert --zstd').stdout.trim();
+    const zstd = await manifestOf('converted/busybox:zstd');
+    assert.equal(zstd.id, imageId, 'the image ID stays');
+    assert.deepEqual(
+      zstd.manifest.layers.map((l) => l.mediaType),
+      ['application/vnd.oci.image.layer.v1.tar+zstd'],
+    );
+    assert.match(printed, /^sha256:[0-9a-f]{64}$/);
+    // The zstd layer unpacks to the same tree: run it in a fresh root that only has this image.
+    const other = await newRoot();
+    const zarchive = join(work, 'zstd.tar');
+    ok(await berth(root, ['save', '-o', zarchive, 'converted/busybox:zstd']), 'save the zstd image');
+    ok(await berth(other, ['load', '-i', zarchive]), 'load it elsewhere');
+    assert.equal(
+      ok(
+        await berth(other, [
+          'run',
+          '--rm',
+          'converted/busybox:zstd',
+          'sh',
+          '-c',
+          'ls -lnR /bin /home | md5sum; cat /etc/group /etc/passwd',
+        ]),
+        'run zstd',
+      ).stdout,
+      original,
+    );
+
+    ok(
+      await berth(root, ['image', 'convert', '--uncompressed', '--docker', 'converted/busybox:zstd', 'converted/busybox:plain']),
+      'convert --uncompressed --docker',
+    );
+    const plain = await manifestOf('converted/busybox:plain');
+    assert.equal(plain.id, imageId);
+    assert.equal(plain.manifest.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+    assert.equal(plain.manifest.config.mediaType, 'application/vnd.docker.container.image.v1+json');
+    assert.deepEqual(
+      plain.manifest.layers.map((l) => l.mediaType),
+      ['application/vnd.docker.image.rootfs.diff.tar'],
+    );
+    // Uncompressed, the layer blob is the tar itself: its digest is the diffID.
+    const config = JSON.parse(await skopeoRaw(`docker://${img}`, 'config')) as { rootfs: { diff_ids: string[] } };
+    assert.equal(plain.manifest.layers[0]?.digest, config.rootfs.diff_ids[0]);
+    assert.equal(await tree('converted/busybox:plain'), original);
+    fails(await berth(root, ['image', 'convert', '--zstd', '--gzip', img, 'x:1']), 2, /choose one of --zstd, --gzip, --uncompressed/);
   });
 
   test('save refuses an image whose compressed layers were dropped', async () => {

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
-import { createGzip } from 'node:zlib';
+import { compress } from '../archive/index.js';
 import { writeBlob } from '../content/index.js';
 import { InvalidArgumentError } from '../errdefs/index.js';
 import type { Image, NamespaceScope } from '../metadata/index.js';
@@ -57,7 +56,7 @@ export async function commitImage(
         (base.manifest.value.mediaType === MediaType.dockerManifest || base.manifestDesc.mediaType === MediaType.dockerManifest);
       const diff = new Digester();
       const ref = `commit-${randomBytes(8).toString('hex')}`;
-      const blob = await writeBlob(ns.content, ref, gzipHashed(layerTar, diff), { signal: opts.signal });
+      const blob = await writeBlob(ns.content, ref, compress(hashed(layerTar, diff), 'gzip', opts), { signal: opts.signal });
       const diffID = diff.digest();
       const layer: Descriptor = {
         mediaType: docker ? MediaType.dockerLayerGzip : MediaType.ociLayerGzip,
@@ -136,22 +135,12 @@ function scratchConfig(): ImageConfig {
   return { architecture, os, ...(variant ? { variant } : {}), config: {}, rootfs: { type: 'layers', diff_ids: [] } };
 }
 
-/** Gzips a stream, hashing the uncompressed bytes into `digester` on the way. */
-async function* gzipHashed(src: AsyncIterable<Uint8Array>, digester: Digester): AsyncGenerator<Uint8Array> {
-  const gz = createGzip();
-  const feeding = (async () => {
-    try {
-      for await (const chunk of src) {
-        digester.update(chunk);
-        if (!gz.write(chunk)) await once(gz, 'drain');
-      }
-      gz.end();
-    } catch (err) {
-      gz.destroy(err as Error);
-    }
-  })();
-  yield* gz as AsyncIterable<Buffer>;
-  await feeding;
+/** The stream as it is, each chunk hashed into `digester` on the way. */
+async function* hashed(src: AsyncIterable<Uint8Array>, digester: Digester): AsyncGenerator<Uint8Array> {
+  for await (const chunk of src) {
+    digester.update(chunk);
+    yield chunk;
+  }
 }
 
 async function putJSON(ns: NamespaceScope, bytes: Uint8Array, lease: string): Promise<{ digest: Digest; size: number }> {

@@ -1,4 +1,5 @@
 export { applyChange, type CommitOpts, type CommitResult, commitImage } from './commit.js';
+export { type ConvertOpts, type ConvertResult, convertImage } from './convert.js';
 export {
   contentSize,
   imageId,

@@ -139,6 +139,12 @@ describe('save and load', () => {
     ok(await berth(root, ['save', '--format', 'oci', '-o', oci, img]), 'save --format oci');
     assert.ok(!(await tarList(oci)).includes('manifest.json'));
     assert.equal(sha(await sh('skopeo', ['inspect', '--raw', `oci-archive:${oci}`])), manifestDigest);
+    // skopeo's oci-archive: the name from its ref name annotation.
+    const fromSkopeo = join(work, 'skopeo.oci.tar');
+    await skopeoCopy(`docker://${img}`, `oci-archive:${fromSkopeo}:mirror/oci:2`);
+    const other = await newRoot();
+    assert.match(ok(await berth(other, ['load', '-i', fromSkopeo]), 'load oci-archive').stdout, /^Loaded image: mirror\/oci:2\n$/);
+    assert.equal((await inspect(other, 'mirror/oci:2')).Id, imageId);
   });
 
   test('OCI layouts: umoci → image import --oci → run; image export --oci → skopeo and umoci read it', async () => {
@@ -191,6 +197,17 @@ describe('save and load', () => {
       /manifest\.json names "blobs\/sha256\/0000", which the archive does not hold/,
     );
     await refused(tarScript([[`blobs/sha256/${'a'.repeat(64)}`, 'not what the name says']]), 11, /does not match its name/);
+    await refused(
+      `
+import io, sys, tarfile
+t = tarfile.open(fileobj=sys.stdout.buffer, mode='w|')
+m = b'[' + b' ' * (5 << 20) + b']'
+i = tarfile.TarInfo('manifest.json'); i.size = len(m); t.addfile(i, io.BytesIO(m))
+t.close()
+`,
+      2,
+      /manifest\.json is larger than 4194304 bytes/,
+    );
     assert.equal(existsSync(join(work, 'escaped-by-load')), false);
     assert.equal(existsSync('/etc/absolute-by-load'), false);
 

@@ -151,10 +151,13 @@ export async function loadArchive(ns: NamespaceScope, entries: AsyncIterable<Arc
           resolve(`blobs/${d.digest.replace(':', '/')}`, 'index.json');
           const a = d.annotations ?? {};
           const full = a['io.containerd.image.name'];
-          // The name asked for; else containerd's and docker's annotation; else the image stays unnamed.
+          // The name asked for; else containerd's and docker's annotation; else the OCI ref name when it
+          // is a whole reference (skopeo writes `repo:tag` there), not just a tag; else it stays unnamed.
+          const refName = a['org.opencontainers.image.ref.name'];
           let name: string | undefined;
           if (opts.name) name = formatReference(parseReference(opts.name));
           else if (full) name = formatReference(parseReference(full));
+          else if (refName && /[:/]/.test(refName)) name = formatReference(parseReference(refName));
           const target = { mediaType: d.mediaType, digest: d.digest, size: d.size };
           if (isIndex(d.mediaType)) {
             ns.images.put({ name: name ?? `sha256:${d.digest.slice(7)}`, target });

@@ -236,8 +236,15 @@ export function registerArchive(program: Command): void {
 /** Unpacks what was loaded (as docker load leaves images ready to run) and says what, as docker does. */
 async function finishLoad(b: Berth, g: Globals, loaded: LoadedImage[]): Promise<void> {
   const ns = b.namespace(g.namespace);
-  for (const l of loaded) {
-    if (isManifest(l.manifest.mediaType)) await unpackUnderLease(ns, b.snapshotter(g.namespace), l.manifest);
+  try {
+    for (const l of loaded) {
+      if (isManifest(l.manifest.mediaType)) await unpackUnderLease(ns, b.snapshotter(g.namespace), l.manifest);
+    }
+  } catch (err) {
+    // A layer the applier refuses (hostile paths, not a tar): none of what this archive brought stays.
+    for (const name of new Set(loaded.map((l) => l.name))) ns.images.delete(name);
+    if (b.settings.gcAfterRemove) await b.gc();
+    throw withContext(err, 'load');
   }
   for (const l of loaded) {
     let ref: Reference | undefined;

@@ -208,6 +208,27 @@ t.close()
       2,
       /manifest\.json is larger than 4194304 bytes/,
     );
+    // A well-formed archive whose layer climbs out: refused when it is applied, and nothing of it stays.
+    await refused(
+      `
+import hashlib, io, json, sys, tarfile
+layer = io.BytesIO()
+lt = tarfile.open(fileobj=layer, mode='w')
+i = tarfile.TarInfo('../../escaped-by-layer'); i.size = 1; lt.addfile(i, io.BytesIO(b'x'))
+lt.close()
+lb = layer.getvalue()
+diff = 'sha256:' + hashlib.sha256(lb).hexdigest()
+config = json.dumps({"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": [diff]}}).encode()
+ch = hashlib.sha256(config).hexdigest()
+t = tarfile.open(fileobj=sys.stdout.buffer, mode='w|')
+for name, data in [(ch + '.json', config), ('layer/layer.tar', lb), ('manifest.json', json.dumps([{"Config": ch + '.json', "RepoTags": ["evil:1"], "Layers": ["layer/layer.tar"]}]).encode())]:
+    i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))
+t.close()
+`,
+      2,
+      /^berth: load: unpack layer sha256:\w+: tar entry "\.\.\/\.\.\/escaped-by-layer": path climbs out/,
+    );
+    assert.equal(existsSync(join(work, 'escaped-by-layer')), false);
     assert.equal(existsSync(join(work, 'escaped-by-load')), false);
     assert.equal(existsSync('/etc/absolute-by-load'), false);
 

@@ -146,6 +146,9 @@ export async function loadArchive(ns: NamespaceScope, entries: AsyncIterable<Arc
           (d) => opts.refName === undefined || d.annotations?.['org.opencontainers.image.ref.name'] === opts.refName,
         );
         if (picked.length === 0) throw new InvalidArgumentError(`layout: no manifest named "${opts.refName}" in index.json`);
+        if (opts.name && picked.length > 1) {
+          throw new InvalidArgumentError(`layout: index.json lists ${picked.length} manifests; name one with DIR:REF to give it a name`);
+        }
         for (const d of picked) {
           if (!isManifest(d.mediaType) && !isIndex(d.mediaType)) continue;
           resolve(`blobs/${d.digest.replace(':', '/')}`, 'index.json');

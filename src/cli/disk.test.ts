@@ -9,7 +9,7 @@ import type { ImageUsage } from '../images/index.js';
 import { chainIDs, type Digest, digestHex } from '../oci/index.js';
 import { Berth } from '../services/index.js';
 import { pushSharedImages } from '../testutil/busybox.js';
-import { berth, fails, ok } from '../testutil/cli.js';
+import { berth, fails, ok, TestRoots } from '../testutil/cli.js';
 import { skopeoRaw } from '../testutil/peers.js';
 import { startRegistry, type TestRegistry } from '../testutil/registry.js';
 
@@ -33,11 +33,13 @@ before(async () => {
   B = refs['gc/b'] as string;
 });
 after(async () => {
+  await roots.cleanup();
   await registry.stop();
   await rm(work, { recursive: true, force: true });
 });
 
-const newRoot = async () => join(await mkdtemp(join(work, 'r-')), 'root');
+const roots = new TestRoots();
+const newRoot = () => roots.make(work);
 const json = async <T>(root: string, args: string[]): Promise<T> =>
   JSON.parse(ok(await berth(root, [...args, '--format', 'json']), args.join(' ')).stdout) as T;
 /** du(1)'s figure for a path: allocated bytes, hardlinks once. */

@@ -3,9 +3,11 @@ import type { Command } from 'commander';
 import { AbortedError, DataLossError, InvalidArgumentError } from '../errdefs/index.js';
 import { type GCResult, listBlobs } from '../gc/index.js';
 import { type ImageUsage, verifyImage } from '../images/index.js';
+import { setSnapshotUsage } from '../metadata/index.js';
 import { type Digest, digestHex, familiarName, parseReference } from '../oci/index.js';
 import { parseDuration } from '../runtime/index.js';
 import { type Berth, settingKeys, writeSetting } from '../services/index.js';
+import { storedUsage } from '../snapshots/index.js';
 import { pruneContainers } from './container.js';
 import { example, type Globals, withBerth } from './context.js';
 import { lookupImage, pruneImages } from './images.js';
@@ -487,16 +489,15 @@ async function storeTotals(b: Berth) {
   }
   let snaps = 0;
   let snapBytes = 0;
-  for (const sn of b.drivers()) {
-    const records = b.namespace('default').snapshots(sn.name);
-    for (const row of records.allRows()) {
+  const db = b.metadata.db;
+  for (const driver of b.drivers()) {
+    for (const row of db.all<{ id: number; kind: string; size: number | null; inodes: number | null }>(
+      'SELECT id, kind, size, inodes FROM snapshots WHERE driver = ?',
+      driver.name,
+    )) {
       snaps++;
-      if (row.kind === 'committed' && row.size !== null) snapBytes += row.size;
-      else {
-        const u = await sn.usage(row.id).catch(() => ({ size: 0, inodes: 0 }));
-        if (row.kind === 'committed') records.setUsage(row.id, u);
-        snapBytes += u.size;
-      }
+      const u = await storedUsage(driver, row, (id, usage) => setSnapshotUsage(db, id, usage)).catch(() => ({ size: 0, inodes: 0 }));
+      snapBytes += u.size;
     }
   }
   let ingests = 0;

@@ -1,9 +1,9 @@
 import { statSync } from 'node:fs';
 import type { LocalStore } from '../content/index.js';
 import { Graph } from '../gc/index.js';
-import type { MetadataDB } from '../metadata/index.js';
+import { type MetadataDB, setSnapshotUsage } from '../metadata/index.js';
 import { type Descriptor, type Digest, isIndex, isLayer, type PlatformMatcher } from '../oci/index.js';
-import type { Driver } from '../snapshots/index.js';
+import { type Driver, storedUsage } from '../snapshots/index.js';
 import { matchingManifests } from './image.js';
 
 /** One layer of an image, in every size it has. */
@@ -90,10 +90,11 @@ export async function imageUsage(stores: UsageStores, matcher: PlatformMatcher):
       key: string;
       id: number;
       size: number | null;
+      inodes: number | null;
       unpacked_size: number | null;
       tar_size: number | null;
       kind: string;
-    }>(`SELECT r.namespace, r.driver, r.key, s.id, s.size, s.unpacked_size, s.tar_size, s.kind
+    }>(`SELECT r.namespace, r.driver, r.key, s.id, s.size, s.inodes, s.unpacked_size, s.tar_size, s.kind
            FROM snapshot_refs r JOIN snapshots s ON s.id = r.snapshot`),
   );
   const snapshotOf = new Map(rows.map((r) => [`${r.namespace}\0${r.key}`, r]));
@@ -189,7 +190,8 @@ export async function imageUsage(stores: UsageStores, matcher: PlatformMatcher):
       const snap = chainID ? snapshotOf.get(`${img.namespace}\0${chainID}`) : undefined;
       let onDisk: number | null = null;
       if (snap && snap.kind === 'committed') {
-        onDisk = snap.size ?? (await measure(stores, db, snap.driver, snap.id));
+        const driver = stores.drivers.find((d) => d.name === snap.driver);
+        onDisk = driver ? (await storedUsage(driver, snap, (id, u) => setSnapshotUsage(db, id, u))).size : 0;
         u.snapshots += onDisk;
         use(`snapshot:${snap.driver}:${snap.id}`, onDisk, user);
         keys.push(`snapshot:${snap.driver}:${snap.id}`);
@@ -268,17 +270,4 @@ export interface StoreUsage {
   size(of: ImageUsage[]): number;
   /** What removing a set of images would free: the parts no image outside the set uses. */
   reclaimable(of: ImageUsage[]): number;
-}
-
-/** Measures a committed snapshot once and keeps the figure. */
-async function measure(stores: UsageStores, db: MetadataDB, driverName: string, id: number): Promise<number> {
-  const driver = stores.drivers.find((d) => d.name === driverName);
-  if (!driver) return 0;
-  const usage = await driver.usage(id);
-  db.immediate(() =>
-    db
-      .stmt("UPDATE snapshots SET size = ?, inodes = ? WHERE id = ? AND kind = 'committed' AND size IS NULL")
-      .run(usage.size, usage.inodes, id),
-  );
-  return usage.size;
 }

@@ -12,4 +12,11 @@ export { type Image, ImageStore } from './images.js';
 export { type Lease, LeaseManager, type LeaseResource } from './leases.js';
 export { Metadata, type NamespaceScope } from './metadata.js';
 export { type Namespace, NamespaceStore } from './namespaces.js';
-export { type SnapshotKind, SnapshotRecords, type SnapshotRef, type SnapshotRow, validateSnapshotKey } from './snapshots.js';
+export {
+  type SnapshotKind,
+  SnapshotRecords,
+  type SnapshotRef,
+  type SnapshotRow,
+  setSnapshotUsage,
+  validateSnapshotKey,
+} from './snapshots.js';

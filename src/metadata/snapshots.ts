@@ -90,6 +90,13 @@ export function validateSnapshotKey(key: string): string {
   return key;
 }
 
+/** Records the disk usage of a committed snapshot (by storage id, whichever namespace names it). */
+export function setSnapshotUsage(db: MetadataDB, id: number, usage: { size: number; inodes: number }): void {
+  db.immediate(() => {
+    db.stmt("UPDATE snapshots SET size = ?, inodes = ? WHERE id = ? AND kind = 'committed'").run(usage.size, usage.inodes, id);
+  });
+}
+
 /** Snapshot records of one namespace and one driver. Each method is one transaction. */
 export class SnapshotRecords extends ScopedStore {
   constructor(
@@ -246,9 +253,7 @@ export class SnapshotRecords extends ScopedStore {
 
   /** Records the disk usage of a committed snapshot, measured once (it cannot change). */
   setUsage(id: number, usage: { size: number; inodes: number }): void {
-    this.db.immediate(() => {
-      this.db.stmt("UPDATE snapshots SET size = ?, inodes = ? WHERE id = ? AND kind = 'committed'").run(usage.size, usage.inodes, id);
-    });
+    setSnapshotUsage(this.db, id, usage);
   }
 
   /** Sets labels (an empty value removes one). @throws NotFoundError */

@@ -12,4 +12,4 @@ export {
   type Snapshotter,
   type Usage,
 } from './snapshotter.js';
-export { diskUsage } from './usage.js';
+export { diskUsage, storedUsage } from './usage.js';

@@ -11,6 +11,7 @@ import {
   type Snapshotter,
   type Usage,
 } from './snapshotter.js';
+import { storedUsage } from './usage.js';
 
 /** Where a layer is applied into an active snapshot, and how (see archive's applyLayer). */
 export interface ApplyTarget {
@@ -86,12 +87,7 @@ export class SnapshotService implements Snapshotter {
   }
 
   async usage(key: string): Promise<Usage> {
-    const row = this.records.get(key).snapshot;
-    if (row.kind === 'committed' && row.size !== null && row.inodes !== null) return { size: row.size, inodes: row.inodes };
-    const usage = await this.impl.usage(row.id);
-    // A committed snapshot never changes: measured once, kept.
-    if (row.kind === 'committed') this.records.setUsage(row.id, usage);
-    return usage;
+    return storedUsage(this.impl, this.records.get(key).snapshot, (id, u) => this.records.setUsage(id, u));
   }
 
   async remove(key: string): Promise<void> {

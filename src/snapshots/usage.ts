@@ -1,5 +1,6 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Driver } from './driver.js';
 import type { Usage } from './snapshotter.js';
 
 /** Disk usage of a tree as du(1) counts it: allocated blocks, each hardlinked inode once. */
@@ -19,4 +20,19 @@ export async function diskUsage(root: string): Promise<Usage> {
   };
   await walk(root);
   return { size, inodes };
+}
+
+/**
+ * A stored snapshot's disk usage: a committed snapshot never changes, so its figure is measured
+ * once and `keep` records it; after that the recorded one serves. Others are measured each time.
+ */
+export async function storedUsage(
+  driver: Pick<Driver, 'usage'>,
+  row: { id: number; kind: string; size: number | null; inodes: number | null },
+  keep: (id: number, usage: Usage) => void,
+): Promise<Usage> {
+  if (row.kind === 'committed' && row.size !== null && row.inodes !== null) return { size: row.size, inodes: row.inodes };
+  const usage = await driver.usage(row.id);
+  if (row.kind === 'committed') keep(row.id, usage);
+  return usage;
 }

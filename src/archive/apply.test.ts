@@ -134,11 +134,68 @@ describe('tar', () => {
     );
   });
 
-  test('tar reader refuses a truncated archive', async () => {
-    const tar = tarOf([{ name: 'a', data: 'x'.repeat(2000) }]).subarray(0, 1200);
-    await assert.rejects(applyLayer(await mkdtemp(join(work, 'trunc-')), chunks(tar), { whiteouts: 'remove' }), {
-      code: 'INVALID_ARGUMENT',
-    });
+  // Python's tarfile writes the archive (PAX, two zero blocks, padded to a 10 KiB record); the
+  // script prints where the last member's header, PAX header and data start and end.
+  const pythonTar = `
+import io, json, sys, tarfile
+buf = io.BytesIO()
+with tarfile.open(fileobj=buf, mode='w', format=tarfile.PAX_FORMAT) as t:
+    def add(name, data=None):
+        i = tarfile.TarInfo(name); i.mtime = 1600000000
+        if data is None: i.type = tarfile.DIRTYPE; i.mode = 0o755; t.addfile(i)
+        else: i.size = len(data); i.mode = 0o644; t.addfile(i, io.BytesIO(data))
+    add('d'); add('d/first', b'f' * 1000); add('d/' + 'n' * 120, b'long name' * 10)
+last = tarfile.open(fileobj=io.BytesIO(buf.getvalue())).getmembers()[-1]
+open(sys.argv[1], 'wb').write(buf.getvalue())
+print(json.dumps({'header': last.offset, 'data': last.offset_data, 'end': last.offset_data + last.size}))
+`;
+  async function pythonFraming(): Promise<{ tar: Buffer; header: number; data: number; end: number }> {
+    const file = join(work, 'python.tar');
+    const { stdout } = await run('python3', ['-c', pythonTar, file]);
+    return { tar: await readFile(file), ...(JSON.parse(stdout) as { header: number; data: number; end: number }) };
+  }
+  const longName = `d/${'n'.repeat(120)}`;
+
+  test("tar reader accepts every framing Go's reader accepts, and the diffID covers every byte", async () => {
+    const { tar, end } = await pythonFraming();
+    const pad = end + tarPadding(end).length;
+    assert.equal(tar.length % 10240, 0);
+    const framings: [string, Buffer][] = [
+      ['as written', tar],
+      ['no padding after the last entry (umoci insert --opaque)', tar.subarray(0, end)],
+      ['padding cut short', tar.subarray(0, end + 100)],
+      ['no end marker', tar.subarray(0, pad)],
+      ['a single zero block', tar.subarray(0, pad + 512)],
+      ['data after the end marker', Buffer.concat([tar, Buffer.from('trailing garbage, not a header')])],
+    ];
+    for (const [what, bytes] of framings) {
+      const root = await mkdtemp(join(work, 'framing-'));
+      const r = await applyLayer(root, chunks(bytes), { whiteouts: 'remove' });
+      assert.equal(r.diffID, digestOf(bytes), what);
+      assert.equal(r.tarSize, bytes.length, what);
+      assert.equal(await readFile(join(root, 'd/first'), 'utf8'), 'f'.repeat(1000), what);
+      assert.equal(await readFile(join(root, longName), 'utf8'), 'long name'.repeat(10), what);
+    }
+  });
+
+  test("tar reader refuses an archive cut inside a header or an entry's data, saying where", async () => {
+    const { tar, header, data, end } = await pythonFraming();
+    const cuts: [string, number, RegExp][] = [
+      ['inside the data', end - 1, new RegExp(`inside the data of "${longName}"`)],
+      ['inside the PAX header', header + 512 + 10, /inside an extended header/],
+      ['inside the header', data - 100, /inside a header/],
+      ['inside the first zero block', end + tarPadding(end).length + 100, /inside a header/],
+    ];
+    for (const [what, at, message] of cuts) {
+      await assert.rejects(
+        applyLayer(await mkdtemp(join(work, 'trunc-')), chunks(tar.subarray(0, at)), { whiteouts: 'remove' }),
+        {
+          code: 'INVALID_ARGUMENT',
+          message,
+        },
+        what,
+      );
+    }
   });
 
   test('tar reader reads GNU base-256 numbers (ids past the octal range)', async () => {

@@ -318,9 +318,10 @@ async function readText(path: string): Promise<string | undefined> {
   }
 }
 
+/** An ingest's status, or undefined while `dir` is not (or not yet, or no longer) an ingest. */
 async function readStatus(dir: string): Promise<IngestStatus | undefined> {
   const ref = await readText(join(dir, 'ref'));
-  if (ref === undefined) return undefined;
+  if (!ref) return undefined;
   let offset = 0;
   let updatedAt: Date;
   try {
@@ -329,7 +330,10 @@ async function readStatus(dir: string): Promise<IngestStatus | undefined> {
     updatedAt = st.mtime;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    updatedAt = new Date(0);
+    // Made a moment ago and its data file not yet opened: as fresh as its ref.
+    const st = await stat(join(dir, 'ref')).catch(() => undefined);
+    if (!st) return undefined;
+    updatedAt = st.mtime;
   }
   const started = await readText(join(dir, 'startedat'));
   const expected = await readText(join(dir, 'expected'));
@@ -398,11 +402,14 @@ export class LocalWriter implements Writer {
       await rm(join(dir, 'data'), { force: true });
       startedAt = new Date();
       // Not fsynced: an ingest whose files a crash lost or left half is simply started again
-      // (`ref`, written last, is what makes it an ingest; a missing expected digest or size resets it).
+      // (a missing expected digest or size resets it). `ref` is what makes a directory an ingest:
+      // written last and renamed into place, so a reader in another process (gc listing ingests)
+      // sees no ingest or a whole one, never an empty ref.
       await writeFile(join(dir, 'startedat'), startedAt.toISOString());
       await writeFile(join(dir, 'total'), String(expected?.size ?? 0));
       await writeFile(join(dir, 'expected'), expected?.digest ?? '');
-      await writeFile(join(dir, 'ref'), ref);
+      await writeFile(join(dir, 'ref.tmp'), ref);
+      await rename(join(dir, 'ref.tmp'), join(dir, 'ref'));
     }
     const want = expected?.digest ?? prior?.expected;
     const total = expected?.size ?? prior?.total ?? 0;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -9,7 +9,7 @@ import { writeBlob } from '../content/index.js';
 import { chainIDs, digestOf, hostPlatform, MediaType, platformMatcher } from '../oci/index.js';
 import { Session } from '../remotes/index.js';
 import { Berth, type SnapshotterName } from '../services/index.js';
-import { mountAll, unmount } from '../snapshots/index.js';
+import { mountAll, type SnapshotService, unmount } from '../snapshots/index.js';
 import { berthMain } from '../testutil/cli.js';
 import { entryCorpus, gnuTar, umociLayers, writeLayers } from '../testutil/layers.js';
 import { sh, skopeoCopy } from '../testutil/peers.js';
@@ -61,6 +61,18 @@ before(async () => {
   });
   await umociLayers(layout, 'a', [shared.base1, shared.base2, shared.topA] as string[]);
   await umociLayers(layout, 'b', [shared.base1, shared.base2, shared.topB] as string[]);
+  // umoci insert --opaque writes a layer that ends right after the last file's data (no padding, no
+  // end marker), which Go's tar reader accepts; the layer below has files the opaque one hides.
+  const insert = join(work, 'insert');
+  await mkdir(join(insert, 'old'), { recursive: true });
+  await mkdir(join(insert, 'new', 'd'), { recursive: true });
+  await writeFile(join(insert, 'old', 'hidden'), 'hidden by the opaque directory\n');
+  await writeFile(join(insert, 'new', 'd', 'f'), 'x'.repeat(1234));
+  await writeFile(join(insert, 'new', 'g'), 'g\n');
+  await umociLayers(layout, 'opaque', [shared.base1 as string]);
+  await sh('umoci', ['insert', '--image', `${layout}:opaque`, join(insert, 'old'), '/opt/stuff']);
+  await sh('umoci', ['insert', '--image', `${layout}:opaque`, '--opaque', join(insert, 'new'), '/opt/stuff']);
+  await skopeoCopy(`oci:${layout}:opaque`, `docker://${registry.host}/umoci/opaque:1`);
   await skopeoCopy(`oci:${layout}:a`, `docker://${registry.host}/shared/a:1`);
   await skopeoCopy(`oci:${layout}:b`, `docker://${registry.host}/shared/b:1`);
 });
@@ -69,6 +81,33 @@ after(async () => {
   await registry.stop();
   await rm(work, { recursive: true, force: true });
 });
+
+/**
+ * Mounts the snapshot stack `top` and asserts its tree equals `umoci unpack` of `layout:tag`, with
+ * `adjust` applied to both sides; returns berth's tree.
+ */
+async function assertTreeAsUmoci(
+  sn: SnapshotService,
+  top: string,
+  tag: string,
+  adjust: (e: TreeEntry) => TreeEntry = (e) => e,
+): Promise<TreeEntry[]> {
+  const bundle = await mkdtemp(join(work, `umoci-${tag}-`));
+  await rm(bundle, { recursive: true });
+  await sh('umoci', ['unpack', '--image', `${layout}:${tag}`, bundle]);
+  const lines = (tree: TreeEntry[]) => tree.map((e) => JSON.stringify(adjust(e)));
+  const want = await describeTree(join(bundle, 'rootfs'));
+  const mnt = await mkdtemp(join(work, 'mnt-'));
+  await mountAll(await sn.view('test-view', { parent: top }), mnt);
+  try {
+    const got = await describeTree(mnt);
+    assert.deepEqual(lines(got), lines(want));
+    return got;
+  } finally {
+    await unmount(mnt);
+    await sn.remove('test-view');
+  }
+}
 
 describe('unpack', () => {
   for (const name of snapshotters) {
@@ -82,27 +121,30 @@ describe('unpack', () => {
       assert.equal(r.unpacked?.chainIDs.length, 6);
       assert.equal(r.unpacked?.applied, 6);
 
-      const bundle = join(work, `umoci-${name}`);
-      await sh('umoci', ['unpack', '--image', `${layout}:kinds`, bundle]);
       // umoci applies an opaque marker that comes after its siblings (opq/.wh..wh..opq) by emptying
       // opq/sub after it set that directory's time, which leaves it at the time of the unpack; the
       // layer says T+100, which is what berth shows (checked below).
-      const umociArtifact = (e: TreeEntry) => (e.path === 'opq/sub' ? { ...e, mtime: '-' } : e);
-      const lines = (tree: TreeEntry[]) => tree.map((e) => JSON.stringify(umociArtifact(e)));
-      const want = await describeTree(join(bundle, 'rootfs'));
+      const got = await assertTreeAsUmoci(sn, r.unpacked?.chainIDs.at(-1) as string, 'kinds', (e) =>
+        e.path === 'opq/sub' ? { ...e, mtime: '-' } : e,
+      );
+      assert.equal(got.find((e) => e.path === 'opq/sub')?.mtime, '1600000100000000000');
+    });
 
-      const mnt = join(work, `mnt-${name}`);
-      await mkdir(mnt);
-      const top = r.unpacked?.chainIDs.at(-1) as string;
-      await mountAll(await sn.view('test-view', { parent: top }), mnt);
-      try {
-        const got = await describeTree(mnt);
-        assert.deepEqual(lines(got), lines(want));
-        assert.equal(got.find((e) => e.path === 'opq/sub')?.mtime, '1600000100000000000');
-      } finally {
-        await unmount(mnt);
-        await sn.remove('test-view');
-      }
+    test(`unpack ${name}: a layer without padding or end marker (umoci insert --opaque) as umoci unpacks it`, async (t) => {
+      const berth = await Berth.open({ root: await mkdtemp(join(work, `root-opaque-${name}-`)), snapshotter: name });
+      t.after(() => berth.close());
+      const sn = berth.snapshotter('default');
+      const r = await pull(berth.namespace('default'), `${registry.host}/umoci/opaque:1`, { session, unpack: sn });
+      assert.equal(r.unpacked?.applied, 3);
+      // No layer has an entry for /opt (umoci insert writes none for parents): both tools make it
+      // when they apply, so its time is the time of the unpack.
+      const got = await assertTreeAsUmoci(sn, r.unpacked?.chainIDs.at(-1) as string, 'opaque', (e) =>
+        e.path === 'opt' ? { ...e, mtime: '-' } : e,
+      );
+      assert.deepEqual(
+        got.filter((e) => e.path.startsWith('opt/stuff/')).map((e) => e.path),
+        ['opt/stuff/d', 'opt/stuff/d/f', 'opt/stuff/g'],
+      );
     });
   }
 
@@ -171,7 +213,7 @@ describe('unpack', () => {
     });
   }
 
-  test('unpack: a layer whose digest differs from the diffID leaves no snapshot behind', async (t) => {
+  test('unpack: a layer whose digest differs from the diffID, or that is cut short, leaves no snapshot behind', async (t) => {
     const root = await mkdtemp(join(work, 'root-bad-'));
     const berth = await Berth.open({ root });
     t.after(() => berth.close());
@@ -184,21 +226,39 @@ describe('unpack', () => {
       await writeBlob(ns.content, `t-${digest}`, [bytes], { expected: { digest, size: bytes.length } });
       return { mediaType, digest, size: bytes.length };
     };
-    const wrong = digestOf('not the layer');
-    const config = await put(
-      Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [wrong] } })),
-      MediaType.ociConfig,
-    );
-    const layerDesc = await put(layer, MediaType.ociLayer);
-    const manifest = await put(
-      Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociManifest, config, layers: [layerDesc] })),
-      MediaType.ociManifest,
-    );
-    await assert.rejects(unpack(ns.content, sn, manifest), { code: 'DATA_LOSS', message: /uncompressed digest .* but the config says/ });
-    const left: string[] = [];
-    for await (const s of sn.list()) left.push(s.name);
-    assert.deepEqual(left, []);
-    assert.deepEqual(await readdir(join(root, 'snapshots', sn.driver)), []);
+    const image = async (layerBytes: Uint8Array, diffID: string) => {
+      const config = await put(
+        Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [diffID] } })),
+        MediaType.ociConfig,
+      );
+      const layerDesc = await put(layerBytes, MediaType.ociLayer);
+      const manifest = await put(
+        Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociManifest, config, layers: [layerDesc] })),
+        MediaType.ociManifest,
+      );
+      return { manifest, layer: layerDesc };
+    };
+    const nothingLeft = async () => {
+      const left: string[] = [];
+      for await (const s of sn.list()) left.push(s.name);
+      assert.deepEqual(left, []);
+      assert.deepEqual(await readdir(join(root, 'snapshots', sn.driver)), []);
+    };
+    const wrong = await image(layer, digestOf('not the layer'));
+    await assert.rejects(unpack(ns.content, sn, wrong.manifest), {
+      code: 'DATA_LOSS',
+      message: /uncompressed digest .* but the config says/,
+    });
+    await nothingLeft();
+    // Cut inside the file's data: one line that names the layer and the entry.
+    const cut = layer.subarray(0, 512 + 3);
+    const truncated = await image(cut, digestOf(cut));
+    await assert.rejects(unpack(ns.content, sn, truncated.manifest), (err: Error) => {
+      assert.equal((err as { code?: string }).code, 'INVALID_ARGUMENT');
+      assert.equal(err.message, `unpack layer ${truncated.layer.digest}: tar: unexpected end of archive inside the data of "f"`);
+      return true;
+    });
+    await nothingLeft();
   });
 
   test('unpack: a process killed while applying leaves nothing a later unpack trusts, and the next one succeeds', async (t) => {

@@ -23,8 +23,11 @@ export interface ReadTarOpts {
  * Parses a tar stream (ustar, GNU and PAX, as Go's archive/tar reads them): long names and link names,
  * PAX records with binary values, base-256 numbers, nanosecond times, GNU and PAX sparse files.
  * Entries come one at a time and bodies stream, so memory stays bounded whatever the archive holds.
- * After the end-of-archive marker the rest of the source is read and ignored.
- * @throws InvalidArgumentError on a malformed header, naming the entry when it is known
+ * Framing is read as Go's archive/tar reads it (containerd and docker unpack with it): the input
+ * may end at an entry boundary, inside the padding after an entry's data, or after a single zero
+ * block, and whatever follows the end-of-archive marker is read and ignored, so the caller's digest
+ * still covers every byte. An end inside a header or an entry's data is a truncated archive.
+ * @throws InvalidArgumentError on a malformed or truncated header, naming the entry when it is known
  */
 export async function* readTar(source: AsyncIterable<Uint8Array>, opts: ReadTarOpts = {}): AsyncGenerator<TarEntry> {
   const input = new ByteReader(source);
@@ -34,14 +37,15 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, opts: ReadTarO
   let longLink: string | undefined;
   for (;;) {
     throwIfAborted(opts.signal);
-    const block = await input.readExact(BLOCK);
+    const block = await input.readExact(BLOCK, 'a header');
     if (block === undefined || isZero(block)) break;
     verifyChecksum(block);
     const flag = String.fromCharCode(block[156] ?? 0);
     const size = readNumber(block, 124, 12, 'size');
     if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
       if (size > MAX_META) throw new InvalidArgumentError(`tar: extended header of ${size} bytes, more than ${MAX_META}`);
-      const data = await input.readPadded(size);
+      const data = await input.readFull(size, 'an extended header');
+      await input.skipPadding(padding(size));
       if (flag === 'x') pax = parsePax(data);
       else if (flag === 'g') globalPax = new Map([...globalPax, ...parsePax(data)]);
       else if (flag === 'L') longName = cString(data);
@@ -74,16 +78,20 @@ export async function* readTar(source: AsyncIterable<Uint8Array>, opts: ReadTarO
       body: () => {
         if (done) throw new Error(`tar: body of "${header.name}" already read`);
         done = true;
-        return input.stream(remaining);
+        return input.stream(remaining, header.name);
       },
     };
     yield entry;
-    // Whatever the consumer did not read is skipped, then the padding.
-    await input.skip(remaining.n);
+    // Whatever the consumer did not read is skipped, then the padding (which may be cut short).
+    await input.skip(remaining.n, header.name);
     remaining.n = 0;
-    await input.skip(padding(bodySize));
+    await input.skipPadding(padding(bodySize));
   }
   await input.drain();
+}
+
+function truncated(what: string): InvalidArgumentError {
+  return new InvalidArgumentError(`tar: unexpected end of archive inside ${what}`);
 }
 
 function padding(n: number): number {
@@ -268,8 +276,7 @@ async function readGnuSparseExtensions(block: Buffer, input: ByteReader): Promis
   let extended = block[482] !== 0;
   while (extended) {
     if (segs.length * 24 > MAX_META) throw new InvalidArgumentError('tar: sparse map too large');
-    const ext = await input.readExact(BLOCK);
-    if (!ext) throw new InvalidArgumentError('tar: truncated sparse header');
+    const ext = await input.readFull(BLOCK, 'a sparse header');
     take(ext, 0, 21);
     extended = ext[504] !== 0;
   }
@@ -283,8 +290,7 @@ async function readSparseMap1(input: ByteReader, name: string): Promise<{ map: S
   let count = -1;
   while (count < 0 || nums.length < count * 2) {
     if (consumed > MAX_META) throw new InvalidArgumentError(`tar entry "${name}": sparse map too large`);
-    const b = await input.readExact(BLOCK);
-    if (!b) throw new InvalidArgumentError(`tar entry "${name}": truncated sparse map`);
+    const b = await input.readFull(BLOCK, `the sparse map of ${JSON.stringify(name)}`);
     consumed += BLOCK;
     text += b.toString('latin1');
     const lines = text.split('\n');
@@ -328,12 +334,15 @@ class ByteReader {
     return true;
   }
 
-  /** Exactly n bytes, or undefined at a clean end of input. @throws InvalidArgumentError when truncated */
-  async readExact(n: number): Promise<Buffer | undefined> {
+  /**
+   * Exactly n bytes, or undefined when the input ends before the first of them.
+   * @throws InvalidArgumentError when it ends part way, naming `what` was being read
+   */
+  async readExact(n: number, what: string): Promise<Buffer | undefined> {
     while (this.#buf.length < n) {
       if (!(await this.#fill())) {
         if (this.#buf.length === 0) return undefined;
-        throw new InvalidArgumentError('tar: unexpected end of archive');
+        throw truncated(what);
       }
     }
     const out = Buffer.from(this.#buf.subarray(0, n));
@@ -341,16 +350,17 @@ class ByteReader {
     return out;
   }
 
-  async readPadded(n: number): Promise<Buffer> {
-    const b = n === 0 ? Buffer.alloc(0) : await this.readExact(n);
-    if (!b) throw new InvalidArgumentError('tar: unexpected end of archive');
-    await this.skip(padding(n));
-    return b;
+  /** Exactly n bytes. @throws InvalidArgumentError when the input ends first, naming `what` was being read */
+  async readFull(n: number, what: string): Promise<Buffer> {
+    const b = await this.readExact(n, what);
+    if (b === undefined && n > 0) throw truncated(what);
+    return b ?? Buffer.alloc(0);
   }
 
-  async *stream(remaining: { n: number }): AsyncGenerator<Uint8Array> {
+  /** The data of entry `name`, `remaining.n` bytes. @throws InvalidArgumentError when the input ends first */
+  async *stream(remaining: { n: number }, name: string): AsyncGenerator<Uint8Array> {
     while (remaining.n > 0) {
-      if (this.#buf.length === 0 && !(await this.#fill())) throw new InvalidArgumentError('tar: unexpected end of archive');
+      if (this.#buf.length === 0 && !(await this.#fill())) throw truncated(`the data of ${JSON.stringify(name)}`);
       const take = Math.min(remaining.n, this.#buf.length);
       const out = this.#buf.subarray(0, take);
       this.#buf = this.#buf.subarray(take);
@@ -359,10 +369,18 @@ class ByteReader {
     }
   }
 
-  async skip(n: number): Promise<void> {
-    for await (const _ of this.stream({ n })) {
+  async skip(n: number, name: string): Promise<void> {
+    for await (const _ of this.stream({ n }, name)) {
       // discarded
     }
+  }
+
+  /** Skips up to n bytes of padding; an input that ends inside it has simply ended (Go's tryReadFull). */
+  async skipPadding(n: number): Promise<void> {
+    while (this.#buf.length < n && (await this.#fill())) {
+      // filling
+    }
+    this.#buf = this.#buf.subarray(Math.min(n, this.#buf.length));
   }
 
   /** Reads the input to its end (trailing zero blocks and anything after them). */

@@ -396,7 +396,10 @@ export function registerImages(program: Command): void {
   const rmAction = async (args: string[], opts: { force?: boolean }, cmd: Command) =>
     withBerth(cmd, async (b, g) => {
       const ns = b.namespace(g.namespace);
+      // docker's answer: the names untagged, then the image's own IDs that are gone (the image ID,
+      // then its layer stacks from the top down); gc's other sweepings are not rmi's.
       const printed = new Set<string>();
+      const layerStacks: Digest[] = [];
       for (const arg of args) {
         const all = await rows(ns);
         // Names are unique: several matches mean an image ID with several names.
@@ -414,11 +417,15 @@ export function registerImages(program: Command): void {
         const id = idOf(matched[0] as Row);
         if (id && !all.some((x) => idOf(x) === id && !matched.includes(x))) {
           process.stdout.write(`Deleted: ${id}\n`);
-          printed.add(id);
+          layerStacks.push(...[...((matched[0] as Row).chainIDs ?? [])].reverse());
         }
       }
       if (b.settings.gcAfterRemove) {
-        for (const blob of (await b.gc()).blobs) if (!printed.has(blob.digest)) process.stdout.write(`Deleted: ${blob.digest}\n`);
+        const removed = new Set((await b.gc()).snapshots.map((s) => s.name));
+        for (const chainID of layerStacks) {
+          if (removed.has(chainID) && !printed.has(chainID)) process.stdout.write(`Deleted: ${chainID}\n`);
+          printed.add(chainID);
+        }
       }
     });
   const rmOptions = (c: Command) => c.argument('<images...>').option('-f, --force', 'remove every name of an image ID');

@@ -1,10 +1,10 @@
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Berth } from '../src/services/index.js';
 import { pushBusyboxImage } from '../src/testutil/busybox.js';
 import { berthMain } from '../src/testutil/cli.js';
+import { type Dockerd, startDockerd } from '../src/testutil/dockerd.js';
 import { sh } from '../src/testutil/peers.js';
 import { startRegistry } from '../src/testutil/registry.js';
 import { type Containerd, startContainerd } from './containerd.js';
@@ -14,10 +14,12 @@ const rssKiB = async (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(await readFil
 
 /**
  * `berth run --rm IMG true` against `ctr run --rm IMG ID true` (containerd 1.6 with its runc shim,
- * one daemon for all runs, its peak RSS counted) and, for reference, the same with `--seccomp` (ctr
- * applies no seccomp profile by default; berth applies its default one), 20 times each, alternating;
- * the image (busybox) is pulled and unpacked by both first. Then the monitor's memory per running container: conmon
- * for berth, containerd-shim-runc-v2 for containerd, with five `sleep` containers each.
+ * one warm daemon for all runs, its peak RSS counted) and, for reference, the same with `--seccomp`
+ * (ctr applies no seccomp profile by default; berth applies its default one) and `docker run --rm
+ * --network none` (Debian's docker.io on one warm dockerd of its own), 20 times each, alternating;
+ * the image (busybox) is pulled and unpacked by each first, as their users run it. Then the
+ * monitor's memory per running container: conmon for berth, containerd-shim-runc-v2 for containerd,
+ * with five `sleep` containers each.
  * Target (issue 5): median at most 1.0x `ctr run`.
  */
 export async function runBench(opts: { runs?: number } = {}): Promise<Comparison[]> {
@@ -25,6 +27,7 @@ export async function runBench(opts: { runs?: number } = {}): Promise<Comparison
   const dir = await mkdtemp(join(tmpdir(), 'berth-bench-run-'));
   const registry = await startRegistry();
   let containerd: Containerd | undefined;
+  let dockerd: Dockerd | undefined;
   const root = join(dir, 'root');
   const berth = (...args: string[]) => sh(process.execPath, [berthMain, '--root', root, ...args]);
   try {
@@ -34,6 +37,10 @@ export async function runBench(opts: { runs?: number } = {}): Promise<Comparison
     const ctr = (...args: string[]) => sh('ctr', ['-a', (containerd as Containerd).sock, '-n', 'bench', ...args]);
     await ctr('image', 'pull', '--plain-http', ref);
     const cd = containerd;
+    const engine = await startDockerd(join(dir, 'dockerd'));
+    if ('unavailable' in engine) throw new Error(engine.unavailable);
+    dockerd = engine;
+    await engine.docker('pull', '-q', ref); // dockerd speaks plain HTTP to 127.0.0.0/8 by default
     const results = await compare(
       'run --rm IMG true (busybox, overlayfs, runc)',
       {
@@ -55,12 +62,15 @@ export async function runBench(opts: { runs?: number } = {}): Promise<Comparison
           helperPeakRssMiB: () => cd.peakRssMiB(),
           cleanup: async () => {},
         },
+        {
+          name: 'docker run --rm --network none IMG true (20.10)',
+          argv: () => engine.argv('run', '--rm', '--network', 'none', ref, 'true'),
+          helperPeakRssMiB: () => engine.peakRssMiB(),
+          cleanup: async () => {},
+        },
       ],
       { runs, target: '<= 1.0x ctr run (median)', maxRatio: 1.0, maxRssMiB: 150 },
     );
-    if (!existsSync('/usr/bin/dockerd') && !existsSync('/usr/sbin/dockerd')) {
-      process.stdout.write('  (docker run --rm: no Docker engine on this machine, dockerd is not installed; not compared)\n');
-    }
 
     // Memory of the monitor per running container.
     const ids: string[] = [];
@@ -83,6 +93,7 @@ export async function runBench(opts: { runs?: number } = {}): Promise<Comparison
     return results;
   } finally {
     await containerd?.stop();
+    await dockerd?.stop();
     await registry.stop();
     const b = await Berth.open({ root });
     await rm(b.runDir, { recursive: true, force: true });

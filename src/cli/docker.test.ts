@@ -1,71 +1,32 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { berth, ok, TestRoots } from '../testutil/cli.js';
+import { type Dockerd, startDockerd } from '../testutil/dockerd.js';
 
-// berth's archives against a real Docker engine (Debian's docker.io): dockerd started on a private
-// root, exec root and socket, with no networking of its own, and stopped afterwards.
+// berth's archives against a real Docker engine (Debian's docker.io), on a private root and socket.
 
 const run = promisify(execFile);
 let work: string;
-let dockerd: ChildProcess | undefined;
-let sock: string;
+let engine: Dockerd | undefined;
 let unavailable: string | undefined;
 const roots = new TestRoots();
 
-const docker = async (...args: string[]) =>
-  (await run('/usr/bin/docker', ['-H', `unix://${sock}`, ...args], { maxBuffer: 64 << 20 })).stdout;
+const docker = (...args: string[]) => (engine as Dockerd).docker(...args);
 
 before(async () => {
   work = await mkdtemp(join(tmpdir(), 'berth-docker-'));
-  sock = join(work, 'docker.sock');
-  assert.ok(existsSync('/usr/sbin/dockerd'), 'dockerd is installed by scripts/setup.sh (Debian docker.io)');
-  dockerd = spawn(
-    '/usr/sbin/dockerd',
-    [
-      '--data-root',
-      join(work, 'data'),
-      '--exec-root',
-      join(work, 'exec'),
-      '--pidfile',
-      join(work, 'dockerd.pid'),
-      '--host',
-      `unix://${sock}`,
-      '--iptables=false',
-      '--ip6tables=false',
-      '--bridge=none',
-    ],
-    { stdio: ['ignore', 'ignore', 'pipe'] },
-  );
-  let log = '';
-  dockerd.stderr?.on('data', (d: Buffer) => {
-    if (log.length < 20_000) log += d;
-  });
-  for (let i = 0; i < 150; i++) {
-    if (dockerd.exitCode !== null) break;
-    if (
-      await docker('version').then(
-        () => true,
-        () => false,
-      )
-    )
-      return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  // dockerd cannot run on every machine (no overlayfs or cgroups inside some sandboxes): say why.
-  unavailable = `dockerd did not start: ${log.trim().split('\n').slice(-3).join(' | ')}`;
+  const started = await startDockerd(join(work, 'dockerd'));
+  if ('unavailable' in started) unavailable = started.unavailable;
+  else engine = started;
 });
 after(async () => {
   await roots.cleanup();
-  if (dockerd && dockerd.exitCode === null) {
-    dockerd.kill('SIGTERM');
-    await new Promise((r) => dockerd?.once('exit', r));
-  }
+  await engine?.stop();
   await rm(work, { recursive: true, force: true });
 });
 

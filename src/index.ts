@@ -1,6 +1,7 @@
 // The library API of berth: everything a program embedding it needs, through each folder's index.
 
 export * from './archive/index.js';
+export * from './containers/index.js';
 export * from './content/index.js';
 export * from './errdefs/index.js';
 export * from './gc/index.js';

@@ -6,7 +6,6 @@ import { pipeline } from 'node:stream/promises';
 import type { ReadableStream } from 'node:stream/web';
 import type { Command } from 'commander';
 import { decompressAny, readTar } from '../archive/index.js';
-import { readFileChunks, writeFileAtomic } from '../content/index.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError, withContext } from '../errdefs/index.js';
 import {
   type ArchiveEntry,
@@ -33,6 +32,7 @@ import {
   type Reference,
 } from '../oci/index.js';
 import type { Berth } from '../services/index.js';
+import { readFileChunks, writeFileAtomic } from '../sys/index.js';
 import { example, type Globals, withBerth } from './context.js';
 import { lookupImage } from './images.js';
 import { humanBytes } from './output.js';

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { Session, type SessionOpts } from '../remotes/index.js';
-import { Berth, defaultRoot, type SnapshotterName } from '../services/index.js';
+import { Berth, defaultRoot } from '../services/index.js';
+import type { SnapshotterName } from '../snapshots/index.js';
 import { type Format, parseFormat } from './output.js';
 import { berthVersion } from './version.js';
 

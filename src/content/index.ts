@@ -1,4 +1,3 @@
-export { readFileChunks, readFileUpTo, syncDirSync, writeFileAtomic } from './fs-util.js';
 export {
   type ProgressEvent,
   readBlob,

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
 import { digestOf } from '../oci/index.js';
-import { contentStoreConformance } from './conformance.js';
+import { contentStoreConformance } from '../testutil/content-conformance.js';
 import { LocalStore, readBlob, writeBlob } from './index.js';
 
 async function tempStore(t?: { after: (fn: () => Promise<void>) => void }) {

@@ -22,8 +22,7 @@ import {
   isDigest,
   parseDigest,
 } from '../oci/index.js';
-import { flock } from '../sys/index.js';
-import { readFileUpTo, syncDirSync } from './fs-util.js';
+import { flock, readFileUpTo, syncDirSync } from '../sys/index.js';
 import type { BlobReader, Info, IngestStatus, Labels, Opts, Store, Writer, WriterOpts } from './store.js';
 
 /** Another writer (in this or another process) holds the ingest; retry, or wait for its blob. */

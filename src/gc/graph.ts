@@ -1,4 +1,4 @@
-import { type LocalStore, readFileUpTo } from '../content/index.js';
+import type { LocalStore } from '../content/index.js';
 import {
   chainIDs,
   type Descriptor,
@@ -13,6 +13,7 @@ import {
   parseIndex,
   parseManifest,
 } from '../oci/index.js';
+import { readFileUpTo } from '../sys/index.js';
 
 /** containerd's labels, honoured as containerd does: a root, and references to more content or snapshots. */
 export const GC_ROOT_LABEL = 'containerd.io/gc.root';

@@ -5,9 +5,9 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'node:test';
-import { contentStoreConformance } from '../content/conformance.js';
 import { LocalStore, writeBlob } from '../content/index.js';
 import { type Descriptor, type Digest, digestOf, MediaType } from '../oci/index.js';
+import { contentStoreConformance } from '../testutil/content-conformance.js';
 import { Metadata } from './index.js';
 
 async function open(t?: { after: (fn: () => Promise<void>) => void }) {

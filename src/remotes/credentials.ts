@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process';
 import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { writeFileAtomic } from '../content/index.js';
 import { InvalidArgumentError, NotFoundError, UnavailableError } from '../errdefs/index.js';
+import { writeFileAtomic } from '../sys/index.js';
 
 export interface Credentials {
   username: string;

@@ -2,18 +2,23 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Containers } from '../containers/index.js';
 import { LocalStore } from '../content/index.js';
 import { InvalidArgumentError } from '../errdefs/index.js';
 import { collectGarbage, type Finding, type FsckOpts, type FsckStores, fsck, type GCOpts, type GCResult } from '../gc/index.js';
 import { imageUsage, type StoreUsage } from '../images/index.js';
 import { Metadata, type NamespaceScope } from '../metadata/index.js';
 import { hostPlatform, platformMatcher } from '../oci/index.js';
-import { type Driver, NativeDriver, OverlayDriver, overlaySupported, SnapshotService } from '../snapshots/index.js';
-import { Containers } from './containers.js';
+import {
+  type Driver,
+  NativeDriver,
+  OverlayDriver,
+  overlaySupported,
+  SnapshotService,
+  type SnapshotterName,
+  snapshotterNames,
+} from '../snapshots/index.js';
 import { readSettings, type Settings } from './settings.js';
-
-export const snapshotterNames = ['overlayfs', 'native'] as const;
-export type SnapshotterName = (typeof snapshotterNames)[number];
 
 export interface OpenBerthOpts {
   /** The root directory; see {@link defaultRoot}. */

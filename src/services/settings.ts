@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../content/index.js';
 import { InvalidArgumentError } from '../errdefs/index.js';
+import { writeFileAtomic } from '../sys/index.js';
 
 /** A root's defaults, kept in `<root>/berth.json`. */
 export interface Settings {

@@ -4,6 +4,10 @@ import type { SnapshotRow } from '../metadata/index.js';
 import type { Mount, Usage } from './snapshotter.js';
 import { diskUsage } from './usage.js';
 
+/** The snapshotters berth has, by the names containerd gives them. */
+export const snapshotterNames = ['overlayfs', 'native'] as const;
+export type SnapshotterName = (typeof snapshotterNames)[number];
+
 /** How one snapshotter keeps snapshot directories: `<root>/<id>/fs`. */
 export interface Driver {
   readonly name: 'overlayfs' | 'native';

@@ -1,4 +1,4 @@
-export type { Driver } from './driver.js';
+export { type Driver, type SnapshotterName, snapshotterNames } from './driver.js';
 export { isMountPoint, mountAll, overlaySupported, unmount } from './mount.js';
 export { NativeDriver } from './native.js';
 export { OverlayDriver } from './overlay.js';

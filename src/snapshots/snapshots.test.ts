@@ -1,8 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Berth, type SnapshotterName } from '../services/index.js';
-import { snapshotterConformance } from './conformance.js';
+import { Berth } from '../services/index.js';
+import { snapshotterConformance } from '../testutil/snapshotter-conformance.js';
+import type { SnapshotterName } from './index.js';
 
 for (const name of ['overlayfs', 'native'] as SnapshotterName[]) {
   snapshotterConformance(

@@ -1,6 +1,5 @@
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Driver } from './driver.js';
 import type { Usage } from './snapshotter.js';
 
 /** Disk usage of a tree as du(1) counts it: allocated blocks, each hardlinked inode once. */
@@ -27,7 +26,7 @@ export async function diskUsage(root: string): Promise<Usage> {
  * once and `keep` records it; after that the recorded one serves. Others are measured each time.
  */
 export async function storedUsage(
-  driver: Pick<Driver, 'usage'>,
+  driver: { usage(id: number): Promise<Usage> },
   row: { id: number; kind: string; size: number | null; inodes: number | null },
   keep: (id: number, usage: Usage) => void,
 ): Promise<Usage> {

@@ -1,10 +1,9 @@
-// The contract of content.Store, run against every implementation (test code: imports node:test).
+// Test support: the contract of content.Store, run against every implementation.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
+import { readBlob, type Store, writeBlob } from '../content/index.js';
 import { type Digest, digestOf } from '../oci/index.js';
-import { readBlob, writeBlob } from './helpers.js';
-import type { Store } from './store.js';
 
 export interface ConformanceOpts {
   /** Whether the store keeps labels. */

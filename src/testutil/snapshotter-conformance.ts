@@ -6,11 +6,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { applyLayer, readTar } from '../archive/index.js';
+import { mountAll, SNAPSHOT_REF_LABEL, type SnapshotService, type Snapshotter, unmount } from '../snapshots/index.js';
 import { xattr } from '../sys/index.js';
-import { describeTree } from '../testutil/tree.js';
-import { mountAll, unmount } from './mount.js';
-import type { SnapshotService } from './service.js';
-import { SNAPSHOT_REF_LABEL, type Snapshotter } from './snapshotter.js';
+import { describeTree } from './tree.js';
 
 const run = promisify(execFile);
 

@@ -1,0 +1,142 @@
+import type { CommitResult, ResolvedImage } from '../images/index.js';
+import type { NamespaceScope } from '../metadata/index.js';
+import type { Attachment, Monitor, Runc } from '../runtime/index.js';
+import { commitContainer, exportContainerFs } from './commit.js';
+import { ContainerContext } from './context.js';
+import { createContainer } from './create.js';
+import { execArgs, top } from './exec.js';
+import { containerUsage, graphDriverData } from './inspect.js';
+import {
+  getContainer,
+  killContainer,
+  listContainers,
+  refresh,
+  removeContainer,
+  startContainer,
+  stopContainer,
+  waitContainer,
+} from './lifecycle.js';
+import type { Container, ContainerHost, CreateContainerOpts, ExecOpts } from './types.js';
+
+/**
+ * The containers of one namespace: create (a writable snapshot on the image), start (conmon runs
+ * `runc create`, berth runs `runc start`), the state reconciled from the monitor's files, stop,
+ * kill, remove, exec and commit. The front ends (CLI, Engine API) call this and nothing below it.
+ * Several processes may work on one root: each container's changes of state are serialised by a
+ * file lock in its directory.
+ */
+export class Containers {
+  readonly #ctx: ContainerContext;
+
+  constructor(host: ContainerHost, namespace: string) {
+    this.#ctx = new ContainerContext(host, namespace);
+  }
+
+  get ns(): NamespaceScope {
+    return this.#ctx.ns;
+  }
+
+  /** runc, with this root's state directory. */
+  get runc(): Runc {
+    return this.#ctx.runc;
+  }
+
+  /** The directories and files of one container. */
+  paths(id: string): ReturnType<ContainerContext['paths']> {
+    return this.#ctx.paths(id);
+  }
+
+  /** See {@link createContainer}. */
+  create(image: { name: string; resolved: ResolvedImage }, opts: CreateContainerOpts = {}): Promise<Container> {
+    return createContainer(this.#ctx, image, opts);
+  }
+
+  /** The container named by an ID, a unique ID prefix or a name, with its state brought up to date. */
+  get(ref: string): Promise<Container> {
+    return getContainer(this.#ctx, ref);
+  }
+
+  /** Every container of the namespace, newest first, each with its state brought up to date. */
+  list(): Promise<Container[]> {
+    return listContainers(this.#ctx);
+  }
+
+  /** Brings a running container's state up to date with what its monitor left. */
+  refresh(rec: Container): Promise<Container> {
+    return refresh(this.#ctx, rec);
+  }
+
+  /**
+   * Records the exit of a container whose monitor has written it and releases what it held while
+   * running (runc state, rootfs mount); removes it when it was started with AutoRemove. Idempotent:
+   * the monitor's exit command and any later command may both call it.
+   */
+  cleanup(ref: string): Promise<Container> {
+    return getContainer(this.#ctx, ref);
+  }
+
+  /** Starts a created or exited container; with `attach`, connected to its output before it runs. */
+  start(
+    ref: string,
+    opts: { attach?: boolean; size?: { rows: number; cols: number } } = {},
+  ): Promise<{ container: Container; monitor?: Monitor; attachment?: Attachment }> {
+    return startContainer(this.#ctx, ref, opts);
+  }
+
+  /** Sends a signal (`TERM`, `SIGTERM` or a number) to a running container's init process. */
+  kill(ref: string, signal: string | number = 'KILL'): Promise<Container> {
+    return killContainer(this.#ctx, ref, signal);
+  }
+
+  /** StopSignal, then SIGKILL after `timeout` seconds; returns the container after its exit is recorded. */
+  stop(ref: string, opts: { timeout?: number; signal?: string } = {}): Promise<Container> {
+    return stopContainer(this.#ctx, ref, opts);
+  }
+
+  /** Waits until the container is not running (or `timeout` ms pass), and returns it. */
+  wait(ref: string, opts: { timeout?: number; signal?: AbortSignal } = {}): Promise<Container> {
+    return waitContainer(this.#ctx, ref, opts);
+  }
+
+  /** Removes a container, its writable snapshot and its files. @throws FailedPreconditionError while it runs, unless forced */
+  remove(ref: string, opts: { force?: boolean } = {}): Promise<void> {
+    return removeContainer(this.#ctx, ref, opts);
+  }
+
+  async rename(ref: string, name: string): Promise<void> {
+    this.#ctx.ns.containers.rename(this.#ctx.find(ref).id, name);
+  }
+
+  /** Writes an exec's process spec into a running container and returns the runc arguments that run it. */
+  execArgs(ref: string, opts: ExecOpts): Promise<{ container: Container; runcArgs: string[]; cleanup: () => void }> {
+    return execArgs(this.#ctx, ref, opts);
+  }
+
+  /** `ps` of the container's processes (docker top). */
+  top(ref: string, psArgs?: string[]): Promise<string> {
+    return top(this.#ctx, ref, psArgs);
+  }
+
+  /** Makes an image of the container: its writable layer's changes as a new layer on its image. */
+  commit(
+    ref: string,
+    opts: { name?: string; changes?: string[]; comment?: string; author?: string; signal?: AbortSignal } = {},
+  ): Promise<CommitResult> {
+    return commitContainer(this.#ctx, ref, opts);
+  }
+
+  /** The container's filesystem as one tar (docker export), handed to `sink`. */
+  exportFs(ref: string, sink: (tar: AsyncIterable<Uint8Array>) => Promise<void>, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    return exportContainerFs(this.#ctx, ref, sink, opts);
+  }
+
+  /** Disk usage: the writable layer (docker's SizeRw) and everything removing the container frees. */
+  usage(rec: Container): Promise<{ writable: number; removable: number }> {
+    return containerUsage(this.#ctx, rec);
+  }
+
+  /** docker's GraphDriver.Data. */
+  graphDriverData(rec: Container): Record<string, string> {
+    return graphDriverData(this.#ctx, rec);
+  }
+}

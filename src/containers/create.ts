@@ -1,0 +1,110 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, rmSync } from 'node:fs';
+import { hasCode, InvalidArgumentError } from '../errdefs/index.js';
+import { type ResolvedImage, unpackUnderLease } from '../images/index.js';
+import type { ContainerState } from '../metadata/index.js';
+import { chainIDs, type ContainerConfig as ImageRunConfig } from '../oci/index.js';
+import { capabilitySet, overrideEnv, processArgs } from '../runtime/index.js';
+import type { ContainerContext } from './context.js';
+import type { Container, ContainerHostConfig, ContainerRunConfig, CreateContainerOpts, StoredContainerConfig } from './types.js';
+
+const adjectives =
+  'brave calm eager fancy gentle happy jolly keen lucid merry nifty proud quirky sharp tender vivid witty zealous bold clever'.split(' ');
+const surnames =
+  'turing hopper lovelace curie noether ritchie thompson torvalds knuth dijkstra lamport liskov hamilton kay pike shannon babbage wozniak'.split(
+    ' ',
+  );
+
+/**
+ * Creates a container from an image of the namespace: unpacks the image when its snapshots are
+ * missing, prepares the writable snapshot on its top layer (keyed by the container's ID) and
+ * records the merged config under a name (the one given, or docker's adjective_surname).
+ */
+export async function createContainer(
+  ctx: ContainerContext,
+  image: { name: string; resolved: ResolvedImage },
+  opts: CreateContainerOpts = {},
+): Promise<Container> {
+  const r = image.resolved;
+  const ic: ImageRunConfig = r.config.value.config ?? {};
+  const id = randomBytes(32).toString('hex');
+  const sn = ctx.host.snapshotter(ctx.ns.name);
+  const chain = chainIDs(r.config.value.rootfs.diff_ids);
+  const top = chain.at(-1);
+  if (top !== undefined && !sn.has(top, 'committed')) await unpackUnderLease(ctx.ns, sn, r.manifestDesc);
+  const host: ContainerHostConfig = {
+    Binds: [],
+    Tmpfs: {},
+    NetworkMode: 'none',
+    Memory: 0,
+    NanoCpus: 0,
+    PidsLimit: 0,
+    Ulimits: [],
+    Init: false,
+    Privileged: false,
+    ReadonlyRootfs: false,
+    CapAdd: [],
+    CapDrop: [],
+    SecurityOpt: [],
+    AutoRemove: false,
+    GroupAdd: [],
+    ...opts.host,
+  };
+  capabilitySet({ capAdd: host.CapAdd, capDrop: host.CapDrop }); // validates the names now, not at start
+  const entrypoint = opts.entrypoint ?? ic.Entrypoint ?? null;
+  const config: ContainerRunConfig = {
+    Hostname: opts.hostname ?? id.slice(0, 12),
+    User: opts.user ?? ic.User ?? '',
+    Env: overrideEnv(ic.Env ?? [], opts.env ?? []),
+    Cmd: opts.cmd && opts.cmd.length > 0 ? opts.cmd : opts.entrypoint ? [] : (ic.Cmd ?? []),
+    Entrypoint: entrypoint && entrypoint.length > 0 ? entrypoint : null,
+    WorkingDir: opts.workingDir ?? ic.WorkingDir ?? '',
+    Labels: { ...(ic.Labels ?? {}), ...(opts.labels ?? {}) },
+    Tty: opts.tty ?? false,
+    OpenStdin: opts.openStdin ?? false,
+    Image: image.name,
+  };
+  const stopSignal = opts.stopSignal ?? ic.StopSignal;
+  if (stopSignal) config.StopSignal = stopSignal;
+  if (opts.stopTimeout !== undefined) config.StopTimeout = opts.stopTimeout;
+  if (ic.Volumes) config.Volumes = ic.Volumes;
+  processArgs({ Entrypoint: config.Entrypoint, Cmd: config.Cmd }, {});
+  if (config.WorkingDir !== '' && !config.WorkingDir.startsWith('/')) {
+    throw new InvalidArgumentError(`the working directory "${config.WorkingDir}" is invalid: it needs to be an absolute path`);
+  }
+
+  const paths = ctx.paths(id);
+  mkdirSync(paths.rootfs, { recursive: true, mode: 0o700 });
+  const record = {
+    id,
+    name: '',
+    image: image.name,
+    imageId: r.config.digest,
+    snapshotter: sn.driver,
+    snapshotKey: id,
+    config: { Config: config, HostConfig: host, Manifest: r.manifestDesc } satisfies StoredContainerConfig,
+    state: { status: 'created' } as ContainerState,
+    labels: opts.labels ?? {},
+  };
+  let rec: Container | undefined;
+  try {
+    for (let attempt = 0; !rec; attempt++) {
+      const name = opts.name ?? `${pick(adjectives)}_${pick(surnames)}${attempt > 2 ? attempt : ''}`;
+      try {
+        rec = ctx.ns.containers.create({ ...record, name });
+      } catch (err) {
+        if (opts.name !== undefined || !hasCode(err, 'ALREADY_EXISTS') || attempt > 20) throw err;
+      }
+    }
+    await sn.prepare(id, { ...(top !== undefined ? { parent: top } : {}), labels: { 'berth.container': id } });
+  } catch (err) {
+    if (rec) ctx.ns.containers.delete(id);
+    rmSync(paths.dir, { recursive: true, force: true });
+    throw err;
+  }
+  return rec;
+}
+
+function pick<T>(list: readonly T[]): T {
+  return list[Math.floor(Math.random() * list.length)] as T;
+}

@@ -1,0 +1,285 @@
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FailedPreconditionError, hasCode, InvalidArgumentError } from '../errdefs/index.js';
+import type { ContainerState } from '../metadata/index.js';
+import { type Attachment, attach, exitStatus, launchMonitor, type Monitor } from '../runtime/index.js';
+import { isMountPoint, mountAll, unmount } from '../snapshots/index.js';
+import { cliEntry } from '../sys/index.js';
+import type { ContainerContext } from './context.js';
+import { containerSpec } from './spec.js';
+import type { Container, StoredContainerConfig } from './types.js';
+
+// A container's life: started by conmon (which runs `runc create`) and `runc start`; its state
+// reconciled from the monitor's files by whichever process looks next; stopped, killed, removed.
+
+let currentBoot: string | undefined;
+/** This boot's ID: a container recorded under another one is not running any more. */
+function bootId(): string {
+  currentBoot ??= readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  return currentBoot;
+}
+
+/** A process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or undefined when it is gone. */
+function processStart(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The container named by an ID, a unique ID prefix or a name, with its state brought up to date. */
+export async function getContainer(ctx: ContainerContext, ref: string): Promise<Container> {
+  return refresh(ctx, ctx.find(ref));
+}
+
+/** Every container of the namespace, newest first, each with its state brought up to date. */
+export async function listContainers(ctx: ContainerContext): Promise<Container[]> {
+  const out: Container[] = [];
+  for (const rec of ctx.ns.containers.list<StoredContainerConfig>()) {
+    try {
+      out.push(await refresh(ctx, rec));
+    } catch (err) {
+      if (!hasCode(err, 'NOT_FOUND')) throw err; // removed meanwhile (--rm)
+    }
+  }
+  return out;
+}
+
+/**
+ * Brings a running container's state up to date with what the monitor left: an exit code (the
+ * container is then cleaned up), a monitor that died, or a machine that restarted.
+ */
+export async function refresh(ctx: ContainerContext, rec: Container): Promise<Container> {
+  if (rec.state.status !== 'running' || stillRunning(ctx, rec)) return rec;
+  const done = await ctx.locked(rec.id, () => refreshUnlocked(ctx, rec.id));
+  if (done.state.status === 'exited' && done.config.HostConfig.AutoRemove) await autoRemove(ctx, done.id);
+  return done;
+}
+
+/** Running, as far as the files tell: no exit code yet, the monitor alive, the same boot. */
+function stillRunning(ctx: ContainerContext, rec: Container): boolean {
+  if (exitStatus(ctx.paths(rec.id).persist)) return false;
+  return (
+    rec.state.bootId === bootId() && rec.state.monitorPid !== undefined && processStart(rec.state.monitorPid) === rec.state.monitorStart
+  );
+}
+
+/** refresh() for a caller that holds the lock: a container found stopped is recorded as exited and released. */
+async function refreshUnlocked(ctx: ContainerContext, id: string): Promise<Container> {
+  const rec = ctx.find(id);
+  if (rec.state.status !== 'running' || stillRunning(ctx, rec)) return rec;
+  const p = ctx.paths(id);
+  const exit = exitStatus(p.persist);
+  const state: ContainerState = { ...rec.state, status: 'exited', finishedAt: exit ? exitTime(p.persist) : new Date().toISOString() };
+  delete state.pid;
+  if (exit) {
+    state.exitCode = exit.exitCode;
+    state.oomKilled = exit.oomKilled;
+  } else {
+    // The monitor is gone (or the machine restarted) without an exit code: what is left is killed.
+    state.exitCode = null;
+    state.error =
+      rec.state.bootId !== bootId()
+        ? 'the machine restarted while the container ran'
+        : 'its monitor ended without recording an exit status';
+  }
+  // The record first: a crash after it leaves state that start and remove release again.
+  ctx.ns.containers.setState(id, state);
+  const done = { ...rec, state };
+  await release(ctx, done, { removeSnapshot: exit !== undefined && rec.config.HostConfig.AutoRemove, killFirst: !exit });
+  return done;
+}
+
+async function autoRemove(ctx: ContainerContext, id: string): Promise<void> {
+  await removeContainer(ctx, id, { force: true }).catch((err) => {
+    if (!hasCode(err, 'NOT_FOUND')) throw err;
+  });
+}
+
+/**
+ * With the lock held, for a stopped container: deletes the runc state (killing what is left),
+ * unmounts the rootfs and, when asked, removes the writable snapshot. The runc part runs beside
+ * the rest unless processes may still hold the rootfs (`killFirst`).
+ */
+async function release(ctx: ContainerContext, rec: Container, opts: { removeSnapshot?: boolean; killFirst?: boolean } = {}): Promise<void> {
+  const p = ctx.paths(rec.id);
+  const ours = async () => {
+    await rm(join(p.exitDir, rec.id), { force: true });
+    if (isMountPoint(p.rootfs)) await unmount(p.rootfs);
+    if (opts.removeSnapshot) {
+      await ctx
+        .snapshots(rec)
+        .remove(rec.snapshotKey)
+        .catch((err) => {
+          if (!hasCode(err, 'NOT_FOUND')) throw err;
+        });
+    }
+  };
+  if (opts.killFirst) await ctx.runc.delete(rec.id, { force: true });
+  const results = await Promise.allSettled([ctx.runc.delete(rec.id, { force: true }), ours()]);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+}
+
+/**
+ * Starts a created or exited container. With `attach`, connects to its output before it runs (so
+ * nothing is missed) and leaves the exit to the caller; without, the monitor cleans up at exit
+ * by running `berth container cleanup`.
+ */
+export async function startContainer(
+  ctx: ContainerContext,
+  ref: string,
+  opts: { attach?: boolean; size?: { rows: number; cols: number } } = {},
+): Promise<{ container: Container; monitor?: Monitor; attachment?: Attachment }> {
+  const found = ctx.find(ref);
+  return ctx.locked(found.id, async () => {
+    const rec = await refreshUnlocked(ctx, found.id);
+    if (rec.state.status === 'running') return { container: rec };
+    const p = ctx.paths(rec.id);
+    await ctx.runc.delete(rec.id, { force: true });
+    await rm(p.persist, { recursive: true, force: true });
+    mkdirSync(p.persist, { recursive: true });
+    mkdirSync(p.exitDir, { recursive: true });
+    mkdirSync(p.socketDir, { recursive: true });
+    await rm(join(p.exitDir, rec.id), { force: true });
+    const sn = ctx.snapshots(rec);
+    if (!isMountPoint(p.rootfs)) await mountAll(await sn.mounts(rec.snapshotKey), p.rootfs);
+    let monitor: Monitor;
+    try {
+      const spec = containerSpec(ctx, rec);
+      await writeFile(p.spec, JSON.stringify(spec));
+      monitor = await launchMonitor({
+        id: rec.id,
+        name: rec.name,
+        runc: ctx.runc,
+        paths: { bundle: p.dir, log: p.log, exitDir: p.exitDir, persistDir: p.persist, socketDir: p.socketDir },
+        tty: rec.config.Config.Tty,
+        stdin: rec.config.Config.OpenStdin,
+        ...(opts.size ? { size: opts.size } : {}),
+        ...(opts.attach ? {} : { exitCommand: cleanupCommand(ctx, rec.id) }),
+      });
+    } catch (err) {
+      await unmount(p.rootfs).catch(() => {});
+      throw err;
+    }
+    let attachment: Attachment | undefined;
+    try {
+      if (opts.attach) attachment = attach(p.dir);
+      await ctx.runc.start(rec.id);
+    } catch (err) {
+      attachment?.close();
+      monitor.release();
+      await ctx.runc.delete(rec.id, { force: true });
+      await unmount(p.rootfs).catch(() => {});
+      throw err;
+    }
+    const state: ContainerState = {
+      status: 'running',
+      pid: monitor.pid,
+      monitorPid: monitor.monitorPid,
+      monitorStart: processStart(monitor.monitorPid) as number,
+      bootId: bootId(),
+      startedAt: new Date().toISOString(),
+      restartCount: rec.state.startedAt ? (rec.state.restartCount ?? 0) + 1 : 0,
+    };
+    ctx.ns.containers.setState(rec.id, state);
+    if (!opts.attach) monitor.release();
+    const container = { ...rec, state };
+    return { container, monitor, ...(attachment ? { attachment } : {}) };
+  });
+}
+
+function cleanupCommand(ctx: ContainerContext, id: string): string[] {
+  return [process.execPath, cliEntry(), '--root', ctx.host.root, '--namespace', ctx.ns.name, 'container', 'cleanup', id];
+}
+
+/** Sends a signal (name like `TERM`, `SIGTERM`, or a number) to a running container's init process. */
+export async function killContainer(ctx: ContainerContext, ref: string, signal: string | number = 'KILL'): Promise<Container> {
+  const rec = await getContainer(ctx, ref);
+  if (rec.state.status !== 'running') throw new FailedPreconditionError(`container ${rec.id.slice(0, 12)} is not running`);
+  await ctx.runc.kill(rec.id, normalizeSignal(signal));
+  return rec;
+}
+
+/**
+ * Stops a running container: its StopSignal (default SIGTERM), then SIGKILL after `timeout`
+ * seconds (its StopTimeout, default 10). Returns the container after its exit is recorded.
+ */
+export async function stopContainer(
+  ctx: ContainerContext,
+  ref: string,
+  opts: { timeout?: number; signal?: string } = {},
+): Promise<Container> {
+  let rec = await getContainer(ctx, ref);
+  if (rec.state.status !== 'running') return rec;
+  const timeout = opts.timeout ?? rec.config.Config.StopTimeout ?? 10;
+  const signal = opts.signal ?? rec.config.Config.StopSignal ?? 'TERM';
+  await ctx.runc.kill(rec.id, normalizeSignal(signal)).catch(ignoreNotRunning);
+  rec = await waitContainer(ctx, rec.id, { timeout: timeout * 1000 });
+  if (rec.state.status === 'running') {
+    await ctx.runc.kill(rec.id, 'KILL').catch(ignoreNotRunning);
+    rec = await waitContainer(ctx, rec.id);
+  }
+  return rec;
+}
+
+/** Waits until the container is not running (or `timeout` ms pass), and returns it. */
+export async function waitContainer(
+  ctx: ContainerContext,
+  ref: string,
+  opts: { timeout?: number; signal?: AbortSignal } = {},
+): Promise<Container> {
+  const deadline = opts.timeout === undefined ? Number.POSITIVE_INFINITY : Date.now() + opts.timeout;
+  let rec = await getContainer(ctx, ref);
+  let delay = 5;
+  while (rec.state.status === 'running' && Date.now() < deadline) {
+    await sleep(Math.min(delay, Math.max(1, deadline - Date.now())), undefined, { signal: opts.signal });
+    delay = Math.min(delay * 2, 100);
+    rec = await refresh(ctx, ctx.find(rec.id));
+  }
+  return rec;
+}
+
+/** Removes a container, its writable snapshot and its files. @throws FailedPreconditionError while it runs, unless forced */
+export async function removeContainer(ctx: ContainerContext, ref: string, opts: { force?: boolean } = {}): Promise<void> {
+  let rec = await getContainer(ctx, ref);
+  if (rec.state.status === 'running') {
+    if (!opts.force) {
+      throw new FailedPreconditionError(
+        `cannot remove container "${rec.name}": container is running: stop the container before removing or force remove`,
+      );
+    }
+    await ctx.runc.kill(rec.id, 'KILL').catch(ignoreNotRunning);
+    rec = await waitContainer(ctx, rec.id, { timeout: 10_000 });
+  }
+  await ctx.locked(rec.id, async () => {
+    const cur = await refreshUnlocked(ctx, rec.id);
+    if (cur.state.status === 'running') throw new FailedPreconditionError(`cannot remove container "${cur.name}": it is running again`);
+    await release(ctx, cur, { removeSnapshot: true });
+    ctx.ns.containers.delete(cur.id);
+  });
+  await rm(ctx.paths(rec.id).dir, { recursive: true, force: true });
+}
+
+function exitTime(persist: string): string {
+  try {
+    return statSync(join(persist, 'exit')).mtime.toISOString();
+  } catch {
+    return new Date().toISOString();
+  }
+}
+
+function normalizeSignal(signal: string | number): string {
+  if (typeof signal === 'number' || /^\d+$/.test(signal)) return String(signal);
+  const s = signal.toUpperCase().replace(/^SIG/, '');
+  if (!/^[A-Z0-9+-]+$/.test(s)) throw new InvalidArgumentError(`invalid signal "${signal}"`);
+  return s;
+}
+
+function ignoreNotRunning(err: unknown): void {
+  if (/not running|does not exist|process already finished/.test((err as Error).message)) return;
+  throw err;
+}

@@ -35,10 +35,8 @@ import type { Berth } from '../services/index.js';
 import { readFileChunks, writeFileAtomic } from '../sys/index.js';
 import { example, type Globals, withBerth } from './context.js';
 import { lookupImage } from './images.js';
-import { humanBytes } from './output.js';
+import { collect, humanBytes } from './output.js';
 import { ProgressView } from './progress.js';
-
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /** import/export (root filesystem tarballs), save/load (image archives), image import/export --oci (OCI layouts). */
 export function registerArchive(program: Command): void {

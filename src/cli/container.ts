@@ -1,167 +1,17 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { constants } from 'node:os';
-import { type Command, Option } from 'commander';
-import { type Container, type Containers, type CreateContainerOpts, parseBind } from '../containers/index.js';
+import type { Command } from 'commander';
+import type { Container, Containers } from '../containers/index.js';
 import { codeOf, exitCodes, hasCode, InvalidArgumentError } from '../errdefs/index.js';
 import { formatReference, parseReference } from '../oci/index.js';
 import { dockerTime, exitStatus, parseLogTime, readLog, resize } from '../runtime/index.js';
 import type { Berth } from '../services/index.js';
+import { type CreateFlags, commandSplitting, createOptions, createOpts } from './container-flags.js';
+import { commandText, exitCodeOf, inspectContainer, matchFilter, statusText } from './container-view.js';
 import { example, type Globals, withBerth } from './context.js';
 import { lookupImage } from './images.js';
-import { humanDuration, parseKeyValues, printJSON, printListing } from './output.js';
+import { collect, humanDuration, printJSON, printListing } from './output.js';
 import { pullImage } from './registry.js';
-
-const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-/** Commands whose arguments after the first operand belong to the container (docker's `run IMAGE CMD…`). */
-export const commandSplitting = new WeakSet<Command>();
-
-interface CreateFlags {
-  name?: string;
-  env?: string[];
-  envFile?: string[];
-  workdir?: string;
-  user?: string;
-  entrypoint?: string;
-  volume?: string[];
-  tmpfs?: string[];
-  hostname?: string;
-  network: string;
-  memory?: string;
-  cpus?: string;
-  pidsLimit?: string;
-  ulimit?: string[];
-  init?: boolean;
-  privileged?: boolean;
-  readOnly?: boolean;
-  capAdd?: string[];
-  capDrop?: string[];
-  securityOpt?: string[];
-  groupAdd?: string[];
-  label?: string[];
-  stopSignal?: string;
-  stopTimeout?: string;
-  interactive?: boolean;
-  tty?: boolean;
-  rm?: boolean;
-  pull: string;
-}
-
-function createOptions(cmd: Command): Command {
-  commandSplitting.add(cmd);
-  return cmd
-    .argument('<image>', 'the image (a reference or an image ID); pulled when missing')
-    .argument('[command...]', "the command and its arguments (default: the image's Entrypoint and Cmd)")
-    .option('--name <name>', 'a name for the container (default: a generated one)')
-    .option('-i, --interactive', "keep the container's stdin open and forward ours")
-    .option('-t, --tty', 'give the process a pseudo-terminal')
-    .option('--rm', 'remove the container when it exits')
-    .option('-e, --env <KEY=VALUE>', 'set an environment variable (KEY alone takes ours)', collect)
-    .option('--env-file <file>', 'read environment variables from a file', collect)
-    .option('-w, --workdir <dir>', 'the working directory inside the container')
-    .option('-u, --user <user>', 'NAME|UID[:GROUP|GID]')
-    .option('--entrypoint <command>', "replace the image's entrypoint")
-    .option('-v, --volume <HOST:CONTAINER[:ro]>', 'bind-mount a host path', collect)
-    .option('--tmpfs <path[:options]>', 'mount a tmpfs', collect)
-    .option('--hostname <name>', 'the container host name')
-    .addOption(
-      new Option('--network <mode>', 'none: a network namespace with only lo; host: the host network')
-        .choices(['none', 'host'])
-        .default('none'),
-    )
-    .option('-m, --memory <bytes>', 'memory limit (b, k, m, g)')
-    .option('--cpus <n>', 'number of CPUs (a fraction is fine)')
-    .option('--pids-limit <n>', 'process limit')
-    .option('--ulimit <type=soft[:hard]>', 'a resource limit, as nofile=1024:2048', collect)
-    .option('--init', 'run tini as PID 1 to reap zombies and forward signals')
-    .option('--privileged', 'all capabilities, no seccomp, no masked paths, all devices')
-    .option('--read-only', 'mount the root filesystem read-only')
-    .option('--cap-add <cap>', 'add a capability (or ALL)', collect)
-    .option('--cap-drop <cap>', 'drop a capability (or ALL)', collect)
-    .option('--security-opt <opt>', 'seccomp=unconfined|PROFILE.json, no-new-privileges', collect)
-    .option('--group-add <group>', 'an additional group', collect)
-    .option('-l, --label <key=value>', 'set a label', collect)
-    .option('--stop-signal <signal>', 'the signal that stops the container')
-    .option('--stop-timeout <seconds>', 'seconds to wait before killing on stop')
-    .addOption(
-      new Option('--pull <policy>', 'pull the image: missing, always or never').choices(['missing', 'always', 'never']).default('missing'),
-    );
-}
-
-const units: Record<string, number> = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4 };
-
-/** docker's memory sizes: `512m`, `1g`, `1048576`. */
-export function parseMemory(s: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*([bkmgt]?)b?$/i.exec(s.trim());
-  if (!m) throw new InvalidArgumentError(`invalid memory size "${s}" (want a number with b, k, m or g)`);
-  const n = Math.floor(Number(m[1]) * (units[(m[2] as string).toLowerCase()] as number));
-  if (n < 6 * 1024 * 1024) throw new InvalidArgumentError(`minimum memory limit allowed is 6MB (got "${s}")`);
-  return n;
-}
-
-function positiveInt(s: string, what: string): number {
-  const n = Number(s);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`invalid ${what} "${s}"`);
-  return n;
-}
-
-function parseUlimit(s: string): { Name: string; Soft: number; Hard: number } {
-  const m = /^([a-z]+)=(-?\d+)(?::(-?\d+))?$/.exec(s);
-  if (!m) throw new InvalidArgumentError(`invalid ulimit "${s}" (want type=soft[:hard])`);
-  const soft = Number(m[2]);
-  const hard = m[3] !== undefined ? Number(m[3]) : soft;
-  if (soft > hard) throw new InvalidArgumentError(`invalid ulimit "${s}": soft limit is above the hard limit`);
-  return { Name: m[1] as string, Soft: soft, Hard: hard };
-}
-
-function readEnvFile(file: string): string[] {
-  return readFileSync(file, 'utf8')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '' && !l.startsWith('#'));
-}
-
-function createOpts(flags: CreateFlags, command: string[]): CreateContainerOpts {
-  const tmpfs: Record<string, string> = {};
-  for (const t of flags.tmpfs ?? []) {
-    const i = t.indexOf(':');
-    tmpfs[i < 0 ? t : t.slice(0, i)] = i < 0 ? '' : t.slice(i + 1);
-  }
-  const opts: CreateContainerOpts = {
-    env: [...(flags.envFile ?? []).flatMap(readEnvFile), ...(flags.env ?? [])],
-    tty: flags.tty ?? false,
-    openStdin: flags.interactive ?? false,
-    labels: parseKeyValues(flags.label ?? []),
-    host: {
-      Binds: flags.volume ?? [],
-      Tmpfs: tmpfs,
-      NetworkMode: flags.network as 'none' | 'host',
-      Memory: flags.memory ? parseMemory(flags.memory) : 0,
-      NanoCpus: flags.cpus ? Math.round(Number(flags.cpus) * 1e9) : 0,
-      PidsLimit: flags.pidsLimit ? positiveInt(flags.pidsLimit, '--pids-limit') : 0,
-      Ulimits: (flags.ulimit ?? []).map(parseUlimit),
-      Init: flags.init ?? false,
-      Privileged: flags.privileged ?? false,
-      ReadonlyRootfs: flags.readOnly ?? false,
-      CapAdd: flags.capAdd ?? [],
-      CapDrop: flags.capDrop ?? [],
-      SecurityOpt: flags.securityOpt ?? [],
-      AutoRemove: flags.rm ?? false,
-      GroupAdd: flags.groupAdd ?? [],
-    },
-  };
-  if (flags.cpus !== undefined && !(Number(flags.cpus) > 0)) throw new InvalidArgumentError(`invalid --cpus "${flags.cpus}"`);
-  if (command.length) opts.cmd = command;
-  if (flags.name !== undefined) opts.name = flags.name;
-  if (flags.workdir !== undefined) opts.workingDir = flags.workdir;
-  if (flags.user !== undefined) opts.user = flags.user;
-  if (flags.entrypoint !== undefined) opts.entrypoint = flags.entrypoint === '' ? [] : [flags.entrypoint];
-  if (flags.hostname !== undefined) opts.hostname = flags.hostname;
-  if (flags.stopSignal !== undefined) opts.stopSignal = flags.stopSignal;
-  if (flags.stopTimeout !== undefined) opts.stopTimeout = Number(flags.stopTimeout);
-  return opts;
-}
 
 /** Finds the image, pulling it when the policy says so (docker's "Unable to find image locally"). */
 async function imageFor(b: Berth, g: Globals, arg: string, policy: string) {
@@ -236,68 +86,6 @@ function runFailure(err: unknown, debug: boolean): never {
   if (debug && err instanceof Error) process.stderr.write(`${err.stack}\n`);
   const code = /executable file not found|no such file or directory/.test(msg) ? 127 : /permission denied/i.test(msg) ? 126 : 125;
   process.exit(code);
-}
-
-const exitCodeOf = (c: Container) => c.state.exitCode ?? 255;
-
-function statusText(c: Container, now = Date.now()): string {
-  const s = c.state;
-  if (s.status === 'running') return `Up ${humanDuration(now - Date.parse(s.startedAt ?? ''))}`;
-  if (s.status === 'created') return 'Created';
-  const ago = s.finishedAt ? ` ${humanDuration(now - Date.parse(s.finishedAt))} ago` : '';
-  return `Exited (${s.exitCode ?? 'unknown'})${ago}`;
-}
-
-function commandText(c: Container): string {
-  const args = [...(c.config.Config.Entrypoint ?? []), ...c.config.Config.Cmd].join(' ');
-  return JSON.stringify(args.length > 20 ? `${args.slice(0, 19)}…` : args);
-}
-
-/** docker's `inspect` document for a container. */
-export function inspectContainer(containers: Containers, c: Container): Record<string, unknown> {
-  const p = containers.paths(c.id);
-  const cfg = c.config.Config;
-  const args = [...(cfg.Entrypoint ?? []), ...cfg.Cmd];
-  return {
-    Id: c.id,
-    Created: c.createdAt.toISOString(),
-    Path: args[0],
-    Args: args.slice(1),
-    State: {
-      Status: c.state.status,
-      Running: c.state.status === 'running',
-      Paused: false,
-      Restarting: false,
-      OOMKilled: c.state.oomKilled ?? false,
-      Dead: false,
-      Pid: c.state.pid ?? 0,
-      ExitCode: c.state.status === 'exited' ? (c.state.exitCode ?? 255) : 0,
-      Error: c.state.error ?? '',
-      StartedAt: c.state.startedAt ?? '0001-01-01T00:00:00Z',
-      FinishedAt: c.state.finishedAt ?? '0001-01-01T00:00:00Z',
-    },
-    Image: c.imageId,
-    ResolvConfPath: `${p.dir}/resolv.conf`,
-    HostnamePath: `${p.dir}/hostname`,
-    HostsPath: `${p.dir}/hosts`,
-    LogPath: p.log,
-    Name: `/${c.name}`,
-    RestartCount: c.state.restartCount ?? 0,
-    Driver: c.snapshotter,
-    Platform: 'linux',
-    HostConfig: c.config.HostConfig,
-    GraphDriver: graphDriver(containers, c),
-    Mounts: c.config.HostConfig.Binds.map((b) => {
-      const { source, destination, readOnly, mode } = parseBind(b);
-      return { Type: 'bind', Source: source, Destination: destination, Mode: mode, RW: !readOnly, Propagation: 'rprivate' };
-    }),
-    Config: cfg,
-    NetworkSettings: { Networks: { [c.config.HostConfig.NetworkMode]: {} } },
-  };
-}
-
-function graphDriver(containers: Containers, c: Container): Record<string, unknown> {
-  return { Name: c.snapshotter, Data: containers.graphDriverData(c) };
 }
 
 /** Adds the container verbs to `parent` (top level: `run`, `ps`…; under `container`: `ls`, `rm`…). */
@@ -650,65 +438,6 @@ function defineVerbs(parent: Command, group: boolean): void {
     'berth commit web web:patched',
     'berth commit --change \'CMD ["httpd","-f"]\' web web:2',
   );
-}
-
-/**
- * Removes the stopped containers of a namespace (`filters`: docker's `until=`, `label=`, `label!=`);
- * `reclaimed` is the disk space their writable layers and files took.
- */
-export async function pruneContainers(b: Berth, namespace: string, filters: string[] = []): Promise<{ ids: string[]; reclaimed: number }> {
-  const containers = b.containers(namespace);
-  const out = { ids: [] as string[], reclaimed: 0 };
-  for (const c of await containers.list()) {
-    if (c.state.status === 'running') continue;
-    if (!filters.every((f) => pruneFilter(c, f))) continue;
-    const usage = await containers.usage(c);
-    try {
-      await containers.remove(c.id);
-    } catch (err) {
-      if (hasCode(err, 'NOT_FOUND') || hasCode(err, 'FAILED_PRECONDITION')) continue; // removed or started meanwhile
-      throw err;
-    }
-    out.ids.push(c.id);
-    out.reclaimed += usage.removable;
-  }
-  return out;
-}
-
-function pruneFilter(c: Container, f: string): boolean {
-  const i = f.indexOf('=');
-  if (i <= 0) throw new InvalidArgumentError(`invalid filter "${f}" (want key=value)`);
-  const k = f.slice(0, i);
-  const v = f.slice(i + 1);
-  if (k === 'until') return c.createdAt.getTime() < parseLogTime(v);
-  if (k === 'label') return matchFilter(c, f);
-  if (k === 'label!') return !matchFilter(c, `label=${v}`);
-  throw new InvalidArgumentError(`invalid filter "${k}" (want until, label or label!)`);
-}
-
-function matchFilter(c: Container, f: string): boolean {
-  const i = f.indexOf('=');
-  if (i <= 0) throw new InvalidArgumentError(`invalid filter "${f}" (want key=value)`);
-  const k = f.slice(0, i);
-  const v = f.slice(i + 1);
-  switch (k) {
-    case 'status':
-      return c.state.status === v;
-    case 'name':
-      return c.name.includes(v);
-    case 'id':
-      return c.id.startsWith(v);
-    case 'label': {
-      const j = v.indexOf('=');
-      return j < 0 ? v in c.labels : c.labels[v.slice(0, j)] === v.slice(j + 1);
-    }
-    case 'ancestor':
-      return c.config.Config.Image === v || c.image === v || c.imageId === v || c.imageId.slice(7).startsWith(v);
-    case 'exited':
-      return c.state.status === 'exited' && String(c.state.exitCode) === v;
-    default:
-      throw new InvalidArgumentError(`invalid filter "${k}" (want status, name, id, label, ancestor or exited)`);
-  }
 }
 
 /**

@@ -8,13 +8,11 @@ import { type Digest, digestHex, familiarName, parseReference } from '../oci/ind
 import { parseDuration } from '../runtime/index.js';
 import { type Berth, settingKeys, writeSetting } from '../services/index.js';
 import { storedUsage } from '../snapshots/index.js';
-import { pruneContainers } from './container.js';
+import { pruneContainers } from './container-view.js';
 import { example, type Globals, withBerth } from './context.js';
 import { lookupImage, pruneImages } from './images.js';
-import { formatLabels, humanDuration, humanSize, parseKeyValues, printJSON, printListing, renderTable } from './output.js';
+import { collect, formatLabels, humanDuration, humanSize, parseKeyValues, printJSON, printListing, renderTable } from './output.js';
 import { ProgressView } from './progress.js';
-
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 /** gc, lease, system df/prune/config, image prune/size, container prune. */
 export function registerDisk(program: Command): void {

@@ -2,7 +2,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { BerthError, codeOf, exitCodes } from '../errdefs/index.js';
 import { registerArchive } from './archive.js';
-import { commandSplitting, registerContainers } from './container.js';
+import { registerContainers } from './container.js';
+import { commandSplitting } from './container-flags.js';
 import { registerContent } from './content.js';
 import { registerDisk } from './disk.js';
 import { registerImages } from './images.js';

@@ -85,6 +85,9 @@ export function formatLabels(labels: Record<string, string>): string {
 }
 
 /** Parses `k=v` arguments; `k=` (empty value) is kept, to remove a label. */
+/** Commander's collector for a repeatable option: every value, in order. */
+export const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
 export function parseKeyValues(args: string[], what = 'label'): Record<string, string> {
   const out: Record<string, string> = {};
   for (const a of args) {

@@ -1,0 +1,127 @@
+// docker's views of a container: the ps columns, the inspect document, the filters of ps and prune.
+import { type Container, type Containers, parseBind } from '../containers/index.js';
+import { hasCode, InvalidArgumentError } from '../errdefs/index.js';
+import { parseLogTime } from '../runtime/index.js';
+import type { Berth } from '../services/index.js';
+import { humanDuration } from './output.js';
+
+export const exitCodeOf = (c: Container) => c.state.exitCode ?? 255;
+
+export function statusText(c: Container, now = Date.now()): string {
+  const s = c.state;
+  if (s.status === 'running') return `Up ${humanDuration(now - Date.parse(s.startedAt ?? ''))}`;
+  if (s.status === 'created') return 'Created';
+  const ago = s.finishedAt ? ` ${humanDuration(now - Date.parse(s.finishedAt))} ago` : '';
+  return `Exited (${s.exitCode ?? 'unknown'})${ago}`;
+}
+
+export function commandText(c: Container): string {
+  const args = [...(c.config.Config.Entrypoint ?? []), ...c.config.Config.Cmd].join(' ');
+  return JSON.stringify(args.length > 20 ? `${args.slice(0, 19)}…` : args);
+}
+
+/** docker's `inspect` document for a container. */
+export function inspectContainer(containers: Containers, c: Container): Record<string, unknown> {
+  const p = containers.paths(c.id);
+  const cfg = c.config.Config;
+  const args = [...(cfg.Entrypoint ?? []), ...cfg.Cmd];
+  return {
+    Id: c.id,
+    Created: c.createdAt.toISOString(),
+    Path: args[0],
+    Args: args.slice(1),
+    State: {
+      Status: c.state.status,
+      Running: c.state.status === 'running',
+      Paused: false,
+      Restarting: false,
+      OOMKilled: c.state.oomKilled ?? false,
+      Dead: false,
+      Pid: c.state.pid ?? 0,
+      ExitCode: c.state.status === 'exited' ? (c.state.exitCode ?? 255) : 0,
+      Error: c.state.error ?? '',
+      StartedAt: c.state.startedAt ?? '0001-01-01T00:00:00Z',
+      FinishedAt: c.state.finishedAt ?? '0001-01-01T00:00:00Z',
+    },
+    Image: c.imageId,
+    ResolvConfPath: `${p.dir}/resolv.conf`,
+    HostnamePath: `${p.dir}/hostname`,
+    HostsPath: `${p.dir}/hosts`,
+    LogPath: p.log,
+    Name: `/${c.name}`,
+    RestartCount: c.state.restartCount ?? 0,
+    Driver: c.snapshotter,
+    Platform: 'linux',
+    HostConfig: c.config.HostConfig,
+    GraphDriver: graphDriver(containers, c),
+    Mounts: c.config.HostConfig.Binds.map((b) => {
+      const { source, destination, readOnly, mode } = parseBind(b);
+      return { Type: 'bind', Source: source, Destination: destination, Mode: mode, RW: !readOnly, Propagation: 'rprivate' };
+    }),
+    Config: cfg,
+    NetworkSettings: { Networks: { [c.config.HostConfig.NetworkMode]: {} } },
+  };
+}
+
+function graphDriver(containers: Containers, c: Container): Record<string, unknown> {
+  return { Name: c.snapshotter, Data: containers.graphDriverData(c) };
+}
+
+/**
+ * Removes the stopped containers of a namespace (`filters`: docker's `until=`, `label=`, `label!=`);
+ * `reclaimed` is the disk space their writable layers and files took.
+ */
+export async function pruneContainers(b: Berth, namespace: string, filters: string[] = []): Promise<{ ids: string[]; reclaimed: number }> {
+  const containers = b.containers(namespace);
+  const out = { ids: [] as string[], reclaimed: 0 };
+  for (const c of await containers.list()) {
+    if (c.state.status === 'running') continue;
+    if (!filters.every((f) => pruneFilter(c, f))) continue;
+    const usage = await containers.usage(c);
+    try {
+      await containers.remove(c.id);
+    } catch (err) {
+      if (hasCode(err, 'NOT_FOUND') || hasCode(err, 'FAILED_PRECONDITION')) continue; // removed or started meanwhile
+      throw err;
+    }
+    out.ids.push(c.id);
+    out.reclaimed += usage.removable;
+  }
+  return out;
+}
+
+function pruneFilter(c: Container, f: string): boolean {
+  const i = f.indexOf('=');
+  if (i <= 0) throw new InvalidArgumentError(`invalid filter "${f}" (want key=value)`);
+  const k = f.slice(0, i);
+  const v = f.slice(i + 1);
+  if (k === 'until') return c.createdAt.getTime() < parseLogTime(v);
+  if (k === 'label') return matchFilter(c, f);
+  if (k === 'label!') return !matchFilter(c, `label=${v}`);
+  throw new InvalidArgumentError(`invalid filter "${k}" (want until, label or label!)`);
+}
+
+export function matchFilter(c: Container, f: string): boolean {
+  const i = f.indexOf('=');
+  if (i <= 0) throw new InvalidArgumentError(`invalid filter "${f}" (want key=value)`);
+  const k = f.slice(0, i);
+  const v = f.slice(i + 1);
+  switch (k) {
+    case 'status':
+      return c.state.status === v;
+    case 'name':
+      return c.name.includes(v);
+    case 'id':
+      return c.id.startsWith(v);
+    case 'label': {
+      const j = v.indexOf('=');
+      return j < 0 ? v in c.labels : c.labels[v.slice(0, j)] === v.slice(j + 1);
+    }
+    case 'ancestor':
+      return c.config.Config.Image === v || c.image === v || c.imageId === v || c.imageId.slice(7).startsWith(v);
+    case 'exited':
+      return c.state.status === 'exited' && String(c.state.exitCode) === v;
+    default:
+      throw new InvalidArgumentError(`invalid filter "${k}" (want status, name, id, label, ancestor or exited)`);
+  }
+}

@@ -51,10 +51,15 @@ export async function writeBlob(
     let offset = (await writer.status()).offset;
     const total = expected?.size ?? 0;
     let input = source;
-    if (offset > 0) {
-      if (opts.openAt) input = opts.openAt(offset);
+    // A process that died after the last byte and before the commit left a whole ingest: there is
+    // nothing left to read (a source asked for bytes past its end refuses, as HTTP's 416), and the
+    // commit checks what is there.
+    const whole = total > 0 && offset === total;
+    if (whole) input = [];
+    else if (offset > 0) {
+      if (opts.openAt && (total === 0 || offset < total)) input = opts.openAt(offset);
       else {
-        // No way to skip ahead in this source: start the ingest again.
+        // No way to skip ahead in this source, or more bytes than expected: start the ingest again.
         await writer.close();
         await abortQuietly(store, ref);
         writer = await store.writer(ref, { expected, signal });

@@ -134,6 +134,36 @@ export function contentStoreConformance(
       assert.deepEqual(res, { digest, size: data.length, created: true });
     });
 
+    withStore('writeBlob commits an ingest that holds every byte without asking the source for more', async (store) => {
+      // A process killed after its last write and before its commit: a range past the end would be
+      // refused (HTTP 416), so the source must not be asked.
+      const data = randomBytes(10_000);
+      const digest = digestOf(data);
+      const w = await store.writer('whole', { expected: { digest, size: data.length } });
+      await w.write(data);
+      await w.close();
+      const res = await writeBlob(store, 'whole', undefined, {
+        expected: { digest, size: data.length },
+        openAt: (offset) => {
+          throw new Error(`asked for bytes from ${offset}`);
+        },
+      });
+      assert.deepEqual(res, { digest, size: data.length, created: true });
+      assert.deepEqual(Buffer.from(await readBlob(store, { digest }, { maxSize: 1 << 20 })), data);
+    });
+
+    withStore('a whole ingest with wrong bytes fails its commit, and the next write starts over', async (store) => {
+      const data = randomBytes(10_000);
+      const digest = digestOf(data);
+      const expected = { digest, size: data.length };
+      const w = await store.writer('bad', { expected });
+      await w.write(randomBytes(data.length));
+      await w.close();
+      const openAt = (offset: number) => chunks(data.subarray(offset));
+      await assert.rejects(writeBlob(store, 'bad', undefined, { expected, openAt }), { code: 'FAILED_PRECONDITION' });
+      assert.deepEqual(await writeBlob(store, 'bad', undefined, { expected, openAt }), { digest, size: data.length, created: true });
+    });
+
     withStore('writing what exists reports AlreadyExists', async (store) => {
       const data = randomBytes(1000);
       const digest = digestOf(data);

@@ -398,8 +398,7 @@ export function registerImages(program: Command): void {
       const ns = b.namespace(g.namespace);
       // docker's answer: the names untagged, then the image's own IDs that are gone (the image ID,
       // then its layer stacks from the top down); gc's other sweepings are not rmi's.
-      const printed = new Set<string>();
-      const layerStacks: Digest[] = [];
+      const layerStacks = new Set<Digest>();
       for (const arg of args) {
         const all = await rows(ns);
         // Names are unique: several matches mean an image ID with several names.
@@ -417,15 +416,12 @@ export function registerImages(program: Command): void {
         const id = idOf(matched[0] as Row);
         if (id && !all.some((x) => idOf(x) === id && !matched.includes(x))) {
           process.stdout.write(`Deleted: ${id}\n`);
-          layerStacks.push(...[...((matched[0] as Row).chainIDs ?? [])].reverse());
+          for (const chainID of [...((matched[0] as Row).chainIDs ?? [])].reverse()) layerStacks.add(chainID);
         }
       }
       if (b.settings.gcAfterRemove) {
         const removed = new Set((await b.gc()).snapshots.map((s) => s.name));
-        for (const chainID of layerStacks) {
-          if (removed.has(chainID) && !printed.has(chainID)) process.stdout.write(`Deleted: ${chainID}\n`);
-          printed.add(chainID);
-        }
+        for (const chainID of layerStacks) if (removed.has(chainID)) process.stdout.write(`Deleted: ${chainID}\n`);
       }
     });
   const rmOptions = (c: Command) => c.argument('<images...>').option('-f, --force', 'remove every name of an image ID');

@@ -84,10 +84,10 @@ export function formatLabels(labels: Record<string, string>): string {
   return entries.length === 0 ? '-' : entries.map(([k, v]) => `${k}=${v}`).join(',');
 }
 
-/** Parses `k=v` arguments; `k=` (empty value) is kept, to remove a label. */
 /** Commander's collector for a repeatable option: every value, in order. */
 export const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
+/** Parses `k=v` arguments; `k=` (empty value) is kept, to remove a label. */
 export function parseKeyValues(args: string[], what = 'label'): Record<string, string> {
   const out: Record<string, string> = {};
   for (const a of args) {

@@ -10,7 +10,7 @@ export type SnapshotterName = (typeof snapshotterNames)[number];
 
 /** How one snapshotter keeps snapshot directories: `<root>/<id>/fs`. */
 export interface Driver {
-  readonly name: 'overlayfs' | 'native';
+  readonly name: SnapshotterName;
   /** Whether a layer's directory is independent of its parent, so commit may set the parent (rebase). */
   readonly rebase: boolean;
   /** How a layer applied into a snapshot's directory records deletions. */

@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 # time (peak memory in benchmarks); for containers: runc (the OCI runtime), conmon (the monitor that
 # outlives the CLI), tini (`run --init`), procps (`top`), bsdutils (`script`: a pty for `exec -t`
 # without a terminal) and busybox-static (the tests' image); docker.io (a Docker engine the archive
-# tests start on a private root and socket: docker save/load against berth's).
-deb_packages=(g++ make python3 coreutils time openssl zstd docker-registry skopeo umoci containerd runc conmon tini procps bsdutils busybox-static docker.io)
+# tests start on a private root and socket: docker save/load against berth's; its CLI 20.10 drives berth's daemon) and
+# python3-docker (docker-py, a client of the daemon).
+deb_packages=(g++ make python3 coreutils time openssl zstd docker-registry skopeo umoci containerd runc conmon tini procps bsdutils busybox-static docker.io python3-docker)
 missing=()
 for p in "${deb_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

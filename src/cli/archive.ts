@@ -14,27 +14,15 @@ import {
   archiveFiles,
   commitImage,
   convertImage,
-  type LoadedImage,
-  loadArchive,
+  type LoadOpts,
   tarFiles,
   unpackUnderLease,
 } from '../images/index.js';
-import {
-  type ContainerConfig,
-  type Descriptor,
-  familiarString,
-  formatReference,
-  type Index,
-  isDigest,
-  isManifest,
-  parsePlatform,
-  parseReference,
-  type Reference,
-} from '../oci/index.js';
-import type { Berth } from '../services/index.js';
+import { type ContainerConfig, type Descriptor, formatReference, type Index, parsePlatform, parseReference } from '../oci/index.js';
+import { type Berth, loadImages, lookupImage } from '../services/index.js';
 import { readFileChunks, writeFileAtomic } from '../sys/index.js';
 import { example, type Globals, withBerth } from './context.js';
-import { lookupImage } from './images.js';
+
 import { collect, humanBytes } from './output.js';
 import { ProgressView } from './progress.js';
 
@@ -58,11 +46,10 @@ export function registerArchive(program: Command): void {
           withBerth(cmd, async (b, g) => {
             if (flags.oci) {
               const [dir, ref] = splitLayoutRef(source);
-              const loaded = await loadArchive(b.namespace(g.namespace), layoutEntries(dir), {
+              await finishLoad(b, g, layoutEntries(dir), {
                 ...(ref ? { refName: ref } : {}),
                 ...(repo ? { name: formatReference(parseReference(repo)) } : {}),
               });
-              await finishLoad(b, g, loaded);
               return;
             }
             let config: ContainerConfig = {};
@@ -147,13 +134,12 @@ export function registerArchive(program: Command): void {
           const entries = isDir
             ? layoutEntries(flags.input as string)
             : readTar(decompressAny(flags.input ? await openSource(flags.input) : process.stdin));
-          const loaded = await loadArchive(b.namespace(g.namespace), entries, {
+          await finishLoad(b, g, entries, {
             onEvent: (e) => {
               view.update({ ref: e.path, offset: e.size, total: e.size }, e.path);
               view.finish(e.path, `Loaded ${humanBytes(e.size)}`);
             },
           });
-          await finishLoad(b, g, loaded);
         }),
       );
   example(loadCmd(program.command('load')), 'berth load -i images.tar', 'gunzip -c images.tar.gz | berth load');
@@ -231,28 +217,10 @@ export function registerArchive(program: Command): void {
   example(exportCmd(container.command('export')), 'berth container export web | tar -t');
 }
 
-/** Unpacks what was loaded (as docker load leaves images ready to run) and says what, as docker does. */
-async function finishLoad(b: Berth, g: Globals, loaded: LoadedImage[]): Promise<void> {
-  const ns = b.namespace(g.namespace);
-  try {
-    for (const l of loaded) {
-      if (isManifest(l.manifest.mediaType)) await unpackUnderLease(ns, b.snapshotter(g.namespace), l.manifest);
-    }
-  } catch (err) {
-    // A layer the applier refuses (hostile paths, not a tar): none of what this archive brought stays.
-    for (const name of new Set(loaded.map((l) => l.name))) ns.images.delete(name);
-    if (b.settings.gcAfterRemove) await b.gc();
-    throw withContext(err, 'load');
-  }
-  for (const l of loaded) {
-    let ref: Reference | undefined;
-    try {
-      if (!isDigest(l.name)) ref = parseReference(l.name);
-    } catch {
-      // a name that is not a reference
-    }
-    process.stdout.write(ref ? `Loaded image: ${familiarString(ref)}\n` : `Loaded image ID: ${l.id}\n`);
-  }
+/** Unpacks what was loaded and says what, as docker does. */
+async function finishLoad(b: Berth, g: Globals, loaded: AsyncIterable<ArchiveEntry>, opts: LoadOpts = {}): Promise<void> {
+  const { messages } = await loadImages(b, g.namespace, loaded, opts);
+  for (const m of messages) process.stdout.write(`${m}\n`);
 }
 
 /** `DIR:REF` as skopeo's `oci:DIR:REF`: the part after the last colon is a ref name when DIR exists without it. */

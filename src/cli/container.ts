@@ -4,12 +4,12 @@ import type { Command } from 'commander';
 import type { Container, Containers } from '../containers/index.js';
 import { codeOf, exitCodes, hasCode, InvalidArgumentError } from '../errdefs/index.js';
 import { formatReference, parseReference } from '../oci/index.js';
-import { dockerTime, exitStatus, parseLogTime, readLog, resize } from '../runtime/index.js';
-import type { Berth } from '../services/index.js';
+import { dockerTime, parseLogTime, resize } from '../runtime/index.js';
+import { type Berth, commandText, exitCodeOf, inspectContainer, lookupImage, matchFilter, statusText } from '../services/index.js';
 import { type CreateFlags, commandSplitting, createOptions, createOpts } from './container-flags.js';
-import { commandText, exitCodeOf, inspectContainer, matchFilter, statusText } from './container-view.js';
+
 import { example, type Globals, withBerth } from './context.js';
-import { lookupImage } from './images.js';
+
 import { collect, humanDuration, printJSON, printListing } from './output.js';
 import { pullImage } from './registry.js';
 
@@ -228,21 +228,11 @@ function defineVerbs(parent: Command, group: boolean): void {
             const tail = flags.tail === 'all' || flags.tail === '-1' ? undefined : Number(flags.tail);
             if (tail !== undefined && !(Number.isInteger(tail) && tail >= 0))
               throw new InvalidArgumentError(`invalid --tail "${flags.tail}"`);
-            let running = c.state.status === 'running';
-            let lastCheck = Date.now();
-            const follow = () => {
-              if (!flags.follow || !running) return false;
-              if (Date.now() - lastCheck > 250) {
-                lastCheck = Date.now();
-                running = containers.ns.containers.find(c.id).state.status === 'running' && !exitStatus(containers.paths(c.id).persist);
-              }
-              return true;
-            };
-            for await (const r of readLog(containers.paths(c.id).log, {
+            for await (const r of containers.logs(c, {
               ...(tail !== undefined ? { tail } : {}),
               ...(flags.since ? { since: parseLogTime(flags.since) } : {}),
               ...(flags.until ? { until: parseLogTime(flags.until) } : {}),
-              follow,
+              follow: flags.follow ?? false,
             })) {
               const out = r.stream === 'stdout' ? process.stdout : process.stderr;
               const data = flags.timestamps ? Buffer.concat([Buffer.from(`${dockerTime(r.time)} `), r.data]) : r.data;

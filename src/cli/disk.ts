@@ -6,11 +6,11 @@ import { type ImageUsage, verifyImage } from '../images/index.js';
 import { setSnapshotUsage } from '../metadata/index.js';
 import { type Digest, digestHex, familiarName, parseReference } from '../oci/index.js';
 import { parseDuration } from '../runtime/index.js';
-import { type Berth, settingKeys, writeSetting } from '../services/index.js';
+import { type Berth, lookupImage, pruneContainers, pruneImages, settingKeys, writeSetting } from '../services/index.js';
 import { storedUsage } from '../snapshots/index.js';
-import { pruneContainers } from './container-view.js';
+
 import { example, type Globals, withBerth } from './context.js';
-import { lookupImage, pruneImages } from './images.js';
+
 import { collect, formatLabels, humanDuration, humanSize, parseKeyValues, printJSON, printListing, renderTable } from './output.js';
 import { ProgressView } from './progress.js';
 

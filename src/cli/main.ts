@@ -5,6 +5,7 @@ import { registerArchive } from './archive.js';
 import { registerContainers } from './container.js';
 import { commandSplitting } from './container-flags.js';
 import { registerContent } from './content.js';
+import { registerDaemon } from './daemon.js';
 import { registerDisk } from './disk.js';
 import { registerImages } from './images.js';
 import { registerNamespace } from './namespace.js';
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerContainers(program);
   registerDisk(program);
   registerArchive(program);
+  registerDaemon(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();
     cmd.showHelpAfterError('(run with --help for usage)');

@@ -61,23 +61,7 @@ export function humanBytes(bytes: number): string {
   return `${i === 0 ? v : v.toFixed(1)}${units[i]}`;
 }
 
-/** Durations as docker prints them: "Less than a second", "5 seconds", "About a minute", "3 hours". */
-export function humanDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  if (s < 1) return 'Less than a second';
-  if (s === 1) return '1 second';
-  if (s < 60) return `${s} seconds`;
-  const m = Math.round(s / 60);
-  if (m === 1) return 'About a minute';
-  if (m < 60) return `${m} minutes`;
-  const h = Math.round(s / 3600);
-  if (h === 1) return 'About an hour';
-  if (h < 48) return `${h} hours`;
-  if (h < 24 * 7 * 2) return `${Math.round(h / 24)} days`;
-  if (h < 24 * 30 * 2) return `${Math.round(h / 24 / 7)} weeks`;
-  if (h < 24 * 365 * 2) return `${Math.round(h / 24 / 30)} months`;
-  return `${Math.round(h / 24 / 365)} years`;
-}
+export { humanDuration } from '../services/index.js';
 
 export function formatLabels(labels: Record<string, string>): string {
   const entries = Object.entries(labels);

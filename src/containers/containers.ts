@@ -1,6 +1,6 @@
 import type { CommitResult, ResolvedImage } from '../images/index.js';
 import type { NamespaceScope } from '../metadata/index.js';
-import type { Attachment, Monitor, Runc } from '../runtime/index.js';
+import { type Attachment, attach, exitStatus, type LogRecord, type ReadLogOpts, type Runc, readLog, resize } from '../runtime/index.js';
 import { commitContainer, exportContainerFs } from './commit.js';
 import { ContainerContext } from './context.js';
 import { createContainer } from './create.js';
@@ -12,11 +12,13 @@ import {
   listContainers,
   refresh,
   removeContainer,
+  type StartOpts,
+  type StartResult,
   startContainer,
   stopContainer,
   waitContainer,
 } from './lifecycle.js';
-import type { Container, ContainerHost, CreateContainerOpts, ExecOpts } from './types.js';
+import type { Container, ContainerHost, ContainerObserver, CreateContainerOpts, ExecOpts } from './types.js';
 
 /**
  * The containers of one namespace: create (a writable snapshot on the image), start (conmon runs
@@ -28,8 +30,8 @@ import type { Container, ContainerHost, CreateContainerOpts, ExecOpts } from './
 export class Containers {
   readonly #ctx: ContainerContext;
 
-  constructor(host: ContainerHost, namespace: string) {
-    this.#ctx = new ContainerContext(host, namespace);
+  constructor(host: ContainerHost, namespace: string, observer?: ContainerObserver) {
+    this.#ctx = new ContainerContext(host, namespace, observer);
   }
 
   get ns(): NamespaceScope {
@@ -76,10 +78,7 @@ export class Containers {
   }
 
   /** Starts a created or exited container; with `attach`, connected to its output before it runs. */
-  start(
-    ref: string,
-    opts: { attach?: boolean; size?: { rows: number; cols: number } } = {},
-  ): Promise<{ container: Container; monitor?: Monitor; attachment?: Attachment }> {
+  start(ref: string, opts: StartOpts = {}): Promise<StartResult> {
     return startContainer(this.#ctx, ref, opts);
   }
 
@@ -138,5 +137,38 @@ export class Containers {
   /** docker's GraphDriver.Data. */
   graphDriverData(rec: Container): Record<string, string> {
     return graphDriverData(this.#ctx, rec);
+  }
+
+  /**
+   * The container's output as its log keeps it; with `follow`, new records as they come until the
+   * container stops (its state is looked at every 250 ms).
+   */
+  logs(rec: Container, opts: Omit<ReadLogOpts, 'follow'> & { follow?: boolean } = {}): AsyncGenerator<LogRecord> {
+    const { follow: wanted, ...rest } = opts;
+    let running = rec.state.status === 'running';
+    let lastCheck = Date.now();
+    const follow = () => {
+      if (!wanted || !running) return false;
+      if (Date.now() - lastCheck > 250) {
+        lastCheck = Date.now();
+        try {
+          running = this.#ctx.find(rec.id).state.status === 'running' && !exitStatus(this.paths(rec.id).persist);
+        } catch {
+          running = false; // removed
+        }
+      }
+      return true;
+    };
+    return readLog(this.paths(rec.id).log, { ...rest, follow });
+  }
+
+  /** Connects to a running container's stdio through its monitor (any number of connections at once). */
+  attach(id: string): Attachment {
+    return attach(this.paths(id).dir);
+  }
+
+  /** Sets the terminal size of a running container started with a TTY. */
+  resize(id: string, size: { rows: number; cols: number }): void {
+    resize(this.paths(id).dir, size);
   }
 }

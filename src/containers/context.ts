@@ -1,11 +1,15 @@
 import { closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { NotFoundError } from '../errdefs/index.js';
 import type { NamespaceScope } from '../metadata/index.js';
 import { Runc } from '../runtime/index.js';
 import type { SnapshotService, SnapshotterName } from '../snapshots/index.js';
 import { flock, lookPath } from '../sys/index.js';
-import type { Container, ContainerHost, StoredContainerConfig } from './types.js';
+import type { Container, ContainerHost, ContainerObserver, StoredContainerConfig } from './types.js';
+
+/** Each container directory's queue of lock holders in this process. */
+const queues = new Map<string, Promise<void>>();
 
 /**
  * The records of one namespace's containers and where each keeps its files: what every container
@@ -16,9 +20,12 @@ export class ContainerContext {
   readonly ns: NamespaceScope;
   readonly host: ContainerHost;
 
-  constructor(host: ContainerHost, namespace: string) {
+  readonly observer: ContainerObserver;
+
+  constructor(host: ContainerHost, namespace: string, observer: ContainerObserver = {}) {
     this.host = host;
     this.ns = host.namespace(namespace);
+    this.observer = observer;
   }
 
   #runc: Runc | undefined;
@@ -52,20 +59,40 @@ export class ContainerContext {
     return this.host.snapshotter(this.ns.name, rec.snapshotter as SnapshotterName);
   }
 
-  /** Runs `fn` holding the container's lock (flock on `<dir>/lock`), across processes. @throws NotFoundError */
+  /**
+   * Runs `fn` holding the container's lock: callers in this process queue on a promise chain (a
+   * second flock here would block the event loop on ourselves), then flock on `<dir>/lock` holds
+   * off other processes, polled without blocking. @throws NotFoundError
+   */
   async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    let fd: number;
+    const dir = this.paths(id).dir;
+    const before = queues.get(dir) ?? Promise.resolve();
+    let release = () => {};
+    const mine = before.then(() => new Promise<void>((r) => (release = r)));
+    queues.set(dir, mine);
+    await before;
+    let fd: number | undefined;
     try {
-      fd = openSync(join(this.paths(id).dir, 'lock'), 'a');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`No such container: ${id}`);
-      throw err;
-    }
-    try {
-      flock(fd, 'ex');
+      try {
+        fd = openSync(join(dir, 'lock'), 'a');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`No such container: ${id}`);
+        throw err;
+      }
+      for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+        try {
+          flock(fd, 'ex', true);
+          break;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EWOULDBLOCK' && (err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+          await sleep(delay);
+        }
+      }
       return await fn();
     } finally {
-      closeSync(fd);
+      if (fd !== undefined) closeSync(fd);
+      release();
+      if (queues.get(dir) === mine) queues.delete(dir);
     }
   }
 }

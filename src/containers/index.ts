@@ -1,11 +1,14 @@
 export { Containers } from './containers.js';
+export type { StartOpts, StartResult } from './lifecycle.js';
 export { loadSeccompProfile, parseBind } from './spec.js';
 export type {
   Container,
   ContainerHost,
   ContainerHostConfig,
+  ContainerObserver,
   ContainerRunConfig,
   CreateContainerOpts,
   ExecOpts,
+  RestartPolicy,
   StoredContainerConfig,
 } from './types.js';

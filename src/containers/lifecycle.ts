@@ -90,6 +90,7 @@ async function refreshUnlocked(ctx: ContainerContext, id: string): Promise<Conta
   // The record first: a crash after it leaves state that start and remove release again.
   ctx.ns.containers.setState(id, state);
   const done = { ...rec, state };
+  ctx.observer.exited?.(done);
   await release(ctx, done, { removeSnapshot: exit !== undefined && rec.config.HostConfig.AutoRemove, killFirst: !exit });
   return done;
 }
@@ -124,16 +125,33 @@ async function release(ctx: ContainerContext, rec: Container, opts: { removeSnap
   for (const r of results) if (r.status === 'rejected') throw r.reason;
 }
 
+export interface StartOpts {
+  /** Connect to the container's output before it runs (nothing is missed) and leave the exit to the caller. */
+  attach?: boolean;
+  /** The terminal size to set before the process starts. */
+  size?: { rows: number; cols: number };
+  /**
+   * Whether the monitor runs `berth container cleanup` at the exit (default: unless `attach`);
+   * without it the caller watches `monitor.exited` and records the exit.
+   */
+  exitCommand?: boolean;
+  /** Called with the bundle once the monitor holds the created container, before it runs (attach clients connect here). */
+  beforeStart?: (bundle: string) => void;
+}
+
+export interface StartResult {
+  container: Container;
+  /** The monitor, when this call started it; `exited` is watched unless the exit command runs. */
+  monitor?: Monitor;
+  attachment?: Attachment;
+}
+
 /**
  * Starts a created or exited container. With `attach`, connects to its output before it runs (so
  * nothing is missed) and leaves the exit to the caller; without, the monitor cleans up at exit
  * by running `berth container cleanup`.
  */
-export async function startContainer(
-  ctx: ContainerContext,
-  ref: string,
-  opts: { attach?: boolean; size?: { rows: number; cols: number } } = {},
-): Promise<{ container: Container; monitor?: Monitor; attachment?: Attachment }> {
+export async function startContainer(ctx: ContainerContext, ref: string, opts: StartOpts = {}): Promise<StartResult> {
   const found = ctx.find(ref);
   return ctx.locked(found.id, async () => {
     const rec = await refreshUnlocked(ctx, found.id);
@@ -147,6 +165,7 @@ export async function startContainer(
     await rm(join(p.exitDir, rec.id), { force: true });
     const sn = ctx.snapshots(rec);
     if (!isMountPoint(p.rootfs)) await mountAll(await sn.mounts(rec.snapshotKey), p.rootfs);
+    const exitCommand = opts.exitCommand ?? !opts.attach;
     let monitor: Monitor;
     try {
       const spec = containerSpec(ctx, rec);
@@ -159,7 +178,7 @@ export async function startContainer(
         tty: rec.config.Config.Tty,
         stdin: rec.config.Config.OpenStdin,
         ...(opts.size ? { size: opts.size } : {}),
-        ...(opts.attach ? {} : { exitCommand: cleanupCommand(ctx, rec.id) }),
+        ...(exitCommand ? { exitCommand: cleanupCommand(ctx, rec.id) } : {}),
       });
     } catch (err) {
       await unmount(p.rootfs).catch(() => {});
@@ -168,6 +187,7 @@ export async function startContainer(
     let attachment: Attachment | undefined;
     try {
       if (opts.attach) attachment = attach(p.dir);
+      opts.beforeStart?.(p.dir);
       await ctx.runc.start(rec.id);
     } catch (err) {
       attachment?.close();
@@ -186,7 +206,7 @@ export async function startContainer(
       restartCount: rec.state.startedAt ? (rec.state.restartCount ?? 0) + 1 : 0,
     };
     ctx.ns.containers.setState(rec.id, state);
-    if (!opts.attach) monitor.release();
+    if (exitCommand) monitor.release();
     const container = { ...rec, state };
     return { container, monitor, ...(attachment ? { attachment } : {}) };
   });
@@ -260,6 +280,7 @@ export async function removeContainer(ctx: ContainerContext, ref: string, opts: 
     if (cur.state.status === 'running') throw new FailedPreconditionError(`cannot remove container "${cur.name}": it is running again`);
     await release(ctx, cur, { removeSnapshot: true });
     ctx.ns.containers.delete(cur.id);
+    ctx.observer.removed?.(cur);
   });
   await rm(ctx.paths(rec.id).dir, { recursive: true, force: true });
 }

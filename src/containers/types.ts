@@ -45,6 +45,13 @@ export interface ContainerHostConfig {
   SecurityOpt: string[];
   AutoRemove: boolean;
   GroupAdd: string[];
+  /** Applied by the daemon (`no`, `always`, `unless-stopped`, `on-failure`); absent in older records means `no`. */
+  RestartPolicy?: RestartPolicy;
+}
+
+export interface RestartPolicy {
+  Name: 'no' | 'always' | 'unless-stopped' | 'on-failure' | '';
+  MaximumRetryCount: number;
 }
 
 /** What a container record keeps as its config. */
@@ -81,4 +88,11 @@ export interface ExecOpts {
   user?: string;
   tty?: boolean;
   privileged?: boolean;
+}
+
+/** Told of the changes of state one process makes (the daemon turns them into events and wakes waiters). */
+export interface ContainerObserver {
+  /** An exit was recorded (before an AutoRemove removes the container). */
+  exited?(rec: Container): void;
+  removed?(rec: Container): void;
 }

@@ -19,3 +19,20 @@ export const exitCodes: Readonly<Record<ErrorCode, number>> = {
   NOT_IMPLEMENTED: 10,
   DATA_LOSS: 11,
 };
+
+/** HTTP status per error kind, as dockerd's errdefs map them: the one place the daemon maps codes. */
+export const httpStatuses: Readonly<Record<ErrorCode, number>> = {
+  UNKNOWN: 500,
+  INTERNAL: 500,
+  INVALID_ARGUMENT: 400,
+  NOT_FOUND: 404,
+  ALREADY_EXISTS: 409,
+  FAILED_PRECONDITION: 409,
+  UNAVAILABLE: 503,
+  ABORTED: 409,
+  UNAUTHENTICATED: 401,
+  PERMISSION_DENIED: 403,
+  RESOURCE_EXHAUSTED: 413,
+  NOT_IMPLEMENTED: 501,
+  DATA_LOSS: 500,
+};

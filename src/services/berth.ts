@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Containers } from '../containers/index.js';
+import { type ContainerObserver, Containers } from '../containers/index.js';
 import { LocalStore } from '../content/index.js';
 import { InvalidArgumentError } from '../errdefs/index.js';
 import { collectGarbage, type Finding, type FsckOpts, type FsckStores, fsck, type GCOpts, type GCResult } from '../gc/index.js';
@@ -128,9 +128,9 @@ export class Berth implements Disposable {
     return imageUsage(this.#stores(), platformMatcher(hostPlatform()));
   }
 
-  /** The containers of namespace `ns`. */
-  containers(ns: string): Containers {
-    return new Containers(this, ns);
+  /** The containers of namespace `ns`; `observer` hears of the exits and removals this process records. */
+  containers(ns: string, observer?: ContainerObserver): Containers {
+    return new Containers(this, ns, observer);
   }
 
   /** The stores of namespace `name`. @throws InvalidArgumentError for a bad name */

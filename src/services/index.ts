@@ -1,2 +1,24 @@
 export { Berth, defaultRoot, type OpenBerthOpts } from './berth.js';
+export { commandText, exitCodeOf, humanDuration, inspectContainer, matchFilter, pruneContainers, statusText } from './container-view.js';
+export {
+  filterImages,
+  findImages,
+  type HistoryItem,
+  type ImageRow,
+  imageCreated,
+  imageHistory,
+  imageIdOf,
+  imageRows,
+  inspectImage,
+  lookupImage,
+  type PrunedImages,
+  pruneImages,
+  type RemovedImage,
+  removeImages,
+  repoOf,
+  resolvedRow,
+  tagImage,
+  untaggedName,
+} from './image-catalog.js';
+export { loadImages } from './load.js';
 export { defaultSettings, readSettings, type Settings, settingKeys, writeSetting } from './settings.js';

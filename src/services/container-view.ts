@@ -2,8 +2,7 @@
 import { type Container, type Containers, parseBind } from '../containers/index.js';
 import { hasCode, InvalidArgumentError } from '../errdefs/index.js';
 import { parseLogTime } from '../runtime/index.js';
-import type { Berth } from '../services/index.js';
-import { humanDuration } from './output.js';
+import type { Berth } from './berth.js';
 
 export const exitCodeOf = (c: Container) => c.state.exitCode ?? 255;
 
@@ -124,4 +123,22 @@ export function matchFilter(c: Container, f: string): boolean {
     default:
       throw new InvalidArgumentError(`invalid filter "${k}" (want status, name, id, label, ancestor or exited)`);
   }
+}
+
+/** Durations as docker prints them: "Less than a second", "5 seconds", "About a minute", "3 hours". */
+export function humanDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 1) return 'Less than a second';
+  if (s === 1) return '1 second';
+  if (s < 60) return `${s} seconds`;
+  const m = Math.round(s / 60);
+  if (m === 1) return 'About a minute';
+  if (m < 60) return `${m} minutes`;
+  const h = Math.round(s / 3600);
+  if (h === 1) return 'About an hour';
+  if (h < 48) return `${h} hours`;
+  if (h < 24 * 7 * 2) return `${Math.round(h / 24)} days`;
+  if (h < 24 * 30 * 2) return `${Math.round(h / 24 / 7)} weeks`;
+  if (h < 24 * 365 * 2) return `${Math.round(h / 24 / 30)} months`;
+  return `${Math.round(h / 24 / 365)} years`;
 }

@@ -1,0 +1,207 @@
+// The docker CLIs, unmodified, against `berth daemon`: 28 (/usr/local/bin/docker) and Debian's
+// 20.10. Images come from the reference registry; skopeo reads what they push.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pushBusyboxImage } from '../testutil/busybox.js';
+import { berth, cleanupRoots, ok, type Result } from '../testutil/cli.js';
+import { type BerthDaemon, dockerCli, dockerClis, startBerthDaemon } from '../testutil/daemon.js';
+import { skopeoRaw } from '../testutil/peers.js';
+import { startRegistry, type TestRegistry } from '../testutil/registry.js';
+
+let work: string;
+let root: string;
+let registry: TestRegistry;
+let daemon: BerthDaemon;
+let image: string;
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'berth-daemon-'));
+  root = join(work, 'root');
+  registry = await startRegistry();
+  image = await pushBusyboxImage(work, registry.host, 'busybox');
+  daemon = await startBerthDaemon(root, join(work, 'run'));
+});
+
+after(async () => {
+  await daemon?.stop();
+  await cleanupRoots([root]);
+  await registry?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+const passes = (r: Result, what: string) => {
+  assert.equal(r.code, 0, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+  return r.stdout;
+};
+
+for (const [client, bin] of Object.entries(dockerClis)) {
+  test(`${client} drives berth daemon`, async (t) => {
+    assert.ok(existsSync(bin), `${bin} is missing: this machine kind has the docker CLI 28 there, and setup installs Debian's docker.io`);
+    const tag = client.replace(/\W/g, '');
+    const docker = (args: string[], input?: string) => dockerCli(bin, daemon.host, args, input === undefined ? {} : { input });
+
+    await t.test('pull, images and inspect: the ID is the config digest skopeo reads', async () => {
+      const out = passes(await docker(['pull', image]), 'pull');
+      assert.match(out, /Status: (Downloaded newer image|Image is up to date) for /);
+      assert.match(passes(await docker(['images']), 'images'), new RegExp(`${registry.host}/busybox\\s+latest`));
+      const id = passes(await docker(['image', 'inspect', '--format', '{{.Id}}', image]), 'inspect').trim();
+      const config = await skopeoRaw(`docker://${image}`, 'config');
+      assert.equal(id, `sha256:${createHash('sha256').update(config).digest('hex')}`);
+    });
+
+    await t.test('run: output, exit code, stdin', async () => {
+      assert.equal(passes(await docker(['run', '--rm', image, 'echo', 'hi']), 'run'), 'hi\n');
+      const three = await docker(['run', '--rm', image, 'sh', '-c', 'echo err >&2; exit 3']);
+      assert.equal(three.code, 3);
+      assert.equal(three.stderr, 'err\n');
+      assert.equal(passes(await docker(['run', '-i', '--rm', image, 'cat'], 'input-data\n'), 'run -i'), 'input-data\n');
+    });
+
+    await t.test('run -d, ps, logs, exec, stop, rm', async () => {
+      const name = `web-${tag}`;
+      const id = passes(await docker(['run', '-d', '--name', name, image, 'sh', '-c', 'echo started; exec sleep 300']), 'run -d').trim();
+      assert.match(id, /^[0-9a-f]{64}$/);
+      assert.match(passes(await docker(['ps']), 'ps'), new RegExp(`${id.slice(0, 12)}.*Up .*${name}`));
+      let logs = '';
+      for (let i = 0; i < 50 && logs !== 'started\n'; i++) {
+        logs = passes(await docker(['logs', name]), 'logs');
+        if (logs !== 'started\n') await sleep(100);
+      }
+      assert.equal(logs, 'started\n');
+      const ex = await docker(['exec', name, 'sh', '-c', 'echo in-exec; exit 4']);
+      assert.equal(ex.code, 4, ex.stderr);
+      assert.equal(ex.stdout, 'in-exec\n');
+      assert.equal(passes(await docker(['exec', '-i', name, 'cat'], 'to-exec\n'), 'exec -i'), 'to-exec\n');
+      // The berth CLI on the same root sees the container the daemon started.
+      assert.match(ok(await berth(root, ['ps']), 'berth ps').stdout, new RegExp(name));
+      assert.equal(passes(await docker(['stop', '-t', '1', name]), 'stop').trim(), name);
+      assert.match(passes(await docker(['ps', '-a', '--filter', `name=${name}`]), 'ps -a'), /Exited \(137\)/);
+      assert.equal(passes(await docker(['rm', name]), 'rm').trim(), name);
+      const missing = await docker(['rm', name]);
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, new RegExp(`No such container: ${name}`));
+    });
+
+    await t.test('a container the berth CLI started shows in docker ps', async () => {
+      const name = `cli-${tag}`;
+      ok(await berth(root, ['run', '-d', '--name', name, image, 'sleep', '300']), 'berth run -d');
+      assert.match(passes(await docker(['ps']), 'ps'), new RegExp(name));
+      passes(await docker(['rm', '-f', name]), 'rm -f');
+      assert.doesNotMatch(ok(await berth(root, ['ps', '-a']), 'berth ps').stdout, new RegExp(name));
+    });
+
+    await t.test('tag and push: skopeo reads the pushed manifest', async () => {
+      const target = `${registry.host}/pushed-${tag}:v1`;
+      passes(await docker(['tag', image, target]), 'tag');
+      const out = passes(await docker(['push', target]), 'push');
+      const digest = /v1: digest: (sha256:[0-9a-f]{64}) size: \d+/.exec(out)?.[1];
+      assert.ok(digest, out);
+      const manifest = await skopeoRaw(`docker://${target}`, 'manifest');
+      assert.equal(`sha256:${createHash('sha256').update(manifest).digest('hex')}`, digest);
+    });
+
+    await t.test('save, rmi and load', async () => {
+      const name = `${registry.host}/saved-${tag}:v1`;
+      passes(await docker(['tag', image, name]), 'tag');
+      const id = passes(await docker(['image', 'inspect', '--format', '{{.Id}}', name]), 'inspect').trim();
+      const file = join(work, `saved-${tag}.tar`);
+      passes(await docker(['save', '-o', file, name]), 'save');
+      assert.match(passes(await docker(['rmi', name]), 'rmi'), new RegExp(`Untagged: ${name}`));
+      assert.equal((await docker(['image', 'inspect', name])).code, 1);
+      assert.match(passes(await docker(['load', '-i', file]), 'load'), new RegExp(`Loaded image: ${name}`));
+      assert.equal(passes(await docker(['image', 'inspect', '--format', '{{.Id}}', name]), 'inspect').trim(), id);
+    });
+
+    await t.test('system df and info', async () => {
+      assert.match(passes(await docker(['system', 'df']), 'df'), /^Images\s+\d+\s+\d+\s+\S+/m);
+      assert.match(passes(await docker(['info', '--format', '{{.Driver}} {{.OSType}}']), 'info').trim(), /^(overlayfs|native) linux$/);
+    });
+
+    await t.test('events: a run --rm is created, started, dies and is destroyed', async () => {
+      const since = Math.floor(Date.now() / 1000) - 1;
+      const name = `ev-${tag}`;
+      passes(await docker(['run', '--rm', '--name', name, image, 'true']), 'run');
+      const until = Math.floor(Date.now() / 1000) + 1;
+      const out = passes(
+        await docker([
+          'events',
+          '--since',
+          String(since),
+          '--until',
+          String(until),
+          '--filter',
+          `container=${name}`,
+          '--format',
+          '{{.Action}}',
+        ]),
+        'events',
+      );
+      assert.deepEqual(
+        out
+          .trim()
+          .split('\n')
+          .filter((a) => !a.startsWith('attach')),
+        ['create', 'start', 'die', 'destroy'],
+      );
+    });
+
+    await t.test('restart policy on-failure:2 runs it three times', async () => {
+      const name = `rs-${tag}`;
+      passes(await docker(['run', '-d', '--name', name, '--restart', 'on-failure:2', image, 'sh', '-c', 'exit 1']), 'run');
+      let state = '';
+      for (let i = 0; i < 100; i++) {
+        state = passes(await docker(['inspect', '--format', '{{.RestartCount}} {{.State.Status}}', name]), 'inspect').trim();
+        if (state === '2 exited') break;
+        await sleep(100);
+      }
+      await sleep(500); // no third restart
+      assert.equal(
+        passes(await docker(['inspect', '--format', '{{.RestartCount}} {{.State.Status}} {{.State.ExitCode}}', name]), 'inspect').trim(),
+        '2 exited 1',
+      );
+      passes(await docker(['rm', name]), 'rm');
+    });
+
+    await t.test('run pulls an image the daemon lacks (create answers 404)', async () => {
+      const other = `${registry.host}/busybox:latest`;
+      passes(await docker(['rmi', other]), 'rmi');
+      const r = await docker(['run', '--rm', other, 'echo', 'pulled']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /Unable to find image .* locally/);
+      assert.equal(r.stdout.split('\n').at(-2), 'pulled');
+    });
+  });
+}
+
+test('berth daemon: containers outlive it, and one daemon holds a root', async () => {
+  const docker = (args: string[]) => dockerCli(dockerClis['docker 28'], daemon.host, args);
+  const id = passes(await docker(['run', '-d', '--name', 'survivor', image, 'sh', '-c', 'echo before; exec sleep 300']), 'run -d').trim();
+  const second = await startBerthDaemon(root, join(work, 'run2')).then(
+    (d) => d,
+    (err: Error) => err,
+  );
+  assert.ok(second instanceof Error, 'a second daemon on the same root must refuse');
+  assert.match(second.message, /another berth daemon is running on root/);
+  assert.equal(await daemon.stop('SIGTERM'), 0);
+  daemon = await startBerthDaemon(root, join(work, 'run'));
+  assert.match(passes(await docker(['ps']), 'ps'), new RegExp(`${id.slice(0, 12)}.*Up .*survivor`));
+  assert.equal(passes(await docker(['logs', 'survivor']), 'logs'), 'before\n');
+  assert.equal(passes(await docker(['exec', 'survivor', 'echo', 'after']), 'exec'), 'after\n');
+  const waited = docker(['wait', 'survivor']);
+  await sleep(200);
+  passes(await docker(['kill', 'survivor']), 'kill');
+  assert.equal(passes(await waited, 'wait').trim(), '137');
+  passes(await docker(['rm', 'survivor']), 'rm');
+});
+
+test('berth daemon refuses plain tcp on a non-loopback address', async () => {
+  const r = await berth(root, ['daemon', '-H', 'tcp://0.0.0.0:2375', '-H', `unix://${join(work, 'never.sock')}`]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /refusing plain tcp on "tcp:\/\/0.0.0.0:2375"/);
+});

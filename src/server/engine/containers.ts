@@ -1,0 +1,372 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Container } from '../../containers/index.js';
+import { FailedPreconditionError, hasCode, InvalidArgumentError, NotFoundError } from '../../errdefs/index.js';
+import { formatReference, parseReference } from '../../oci/index.js';
+import { type Attachment, type AttachPacket, dockerTime, parseLogTime } from '../../runtime/index.js';
+import { inspectContainer, lookupImage, matchFilter, pruneContainers } from '../../services/index.js';
+import type { Engine } from './engine.js';
+import { boolValue, filterList, intValue, type Request, readJSON, sendEmpty, sendJSON } from './http.js';
+import type { Route, UpgradeRequest } from './router.js';
+import { frame, hijack, multiplexedStream, rawStream, type StreamConn, streamResponse, upgradeBody } from './streams.js';
+import { type CreateBody, containerItem, createOpts } from './views.js';
+
+const find = (e: Engine, ref: string): Container => e.containers.ns.containers.find(ref);
+
+/** Writes one packet of a container's output: framed, unless the container has a TTY. */
+function writePacket(conn: StreamConn, tty: boolean, p: AttachPacket, want: { stdout: boolean; stderr: boolean }): void {
+  if (p.stream === 1 ? !want.stdout : !want.stderr) return;
+  conn.write(tty ? p.data : frame(p.stream, p.data));
+}
+
+/**
+ * Streams a container's stdio over `conn` through its monitor: output until the container ends
+ * (or the client goes), the client's input to its stdin when asked. A created container is
+ * connected when it starts, so nothing it writes is missed.
+ */
+async function serveAttach(e: Engine, c: Container, conn: StreamConn, q: URLSearchParams): Promise<void> {
+  const tty = c.config.Config.Tty;
+  const want = { stdout: boolValue(q, 'stdout'), stderr: boolValue(q, 'stderr') };
+  const stdin = boolValue(q, 'stdin') && c.config.Config.OpenStdin;
+  let attachment: Attachment | undefined;
+  if (c.state.status === 'running') {
+    attachment = e.containers.attach(c.id);
+  } else {
+    let unregister = () => {};
+    attachment = await new Promise<Attachment | undefined>((resolve) => {
+      unregister = e.onStart(c.id, () => {
+        try {
+          resolve(e.containers.attach(c.id));
+        } catch {
+          resolve(undefined);
+        }
+      });
+      void conn.gone.then(() => resolve(undefined));
+    });
+    unregister();
+  }
+  if (!attachment) {
+    conn.end();
+    return;
+  }
+  const a = attachment;
+  void conn.gone.then(() => a.close());
+  if (stdin && conn.input) {
+    void (async () => {
+      try {
+        for await (const chunk of conn.input as AsyncIterable<Buffer>) a.write(chunk);
+      } catch {
+        // the client went
+      }
+      a.closeStdin();
+    })();
+  }
+  try {
+    for await (const p of a.output) writePacket(conn, tty, p, want);
+  } finally {
+    a.close();
+  }
+  await conn.drained();
+  conn.end();
+}
+
+async function attachUpgrade(e: Engine, r: UpgradeRequest): Promise<void> {
+  const c = await e.containers.get(r.params.id as string);
+  if (c.state.status === 'exited' && !boolValue(r.query, 'logs')) {
+    throw new FailedPreconditionError('You cannot attach to a stopped container, start it first');
+  }
+  // dockerode sends its options as a body too: what follows it is stdin.
+  const { rest } = await upgradeBody(r.req, r.socket, r.head);
+  const conn = hijack(r.socket, rest, c.config.Config.Tty ? rawStream : multiplexedStream);
+  await serveAttach(e, c, conn, r.query);
+}
+
+/** The logs endpoint's stream: the records the query asks for, framed unless the container has a TTY. */
+async function serveLogs(e: Engine, r: Request): Promise<void> {
+  const c = await e.containers.get(r.params.id as string);
+  const q = r.query;
+  const want = { stdout: boolValue(q, 'stdout'), stderr: boolValue(q, 'stderr') };
+  if (!want.stdout && !want.stderr) throw new InvalidArgumentError('Bad parameters: you must choose at least one stream');
+  const tailArg = q.get('tail') ?? 'all';
+  const tail = tailArg === 'all' || tailArg === '' ? undefined : Number(tailArg);
+  if (tail !== undefined && !(Number.isInteger(tail) && tail >= 0)) throw new InvalidArgumentError(`invalid tail "${tailArg}"`);
+  const since = q.get('since');
+  const until = q.get('until');
+  const tty = c.config.Config.Tty;
+  const conn = streamResponse(r.req, r.res, tty ? rawStream : multiplexedStream);
+  const ac = new AbortController();
+  void conn.gone.then(() => ac.abort());
+  const timestamps = boolValue(q, 'timestamps');
+  try {
+    for await (const rec of e.containers.logs(c, {
+      signal: ac.signal,
+      ...(tail !== undefined ? { tail } : {}),
+      ...(since && since !== '0' ? { since: parseLogTime(since) } : {}),
+      ...(until && until !== '0' ? { until: parseLogTime(until) } : {}),
+      follow: boolValue(q, 'follow'),
+    })) {
+      const data = timestamps ? Buffer.concat([Buffer.from(`${dockerTime(rec.time)} `), rec.data]) : rec.data;
+      writePacket(conn, tty, { stream: rec.stream === 'stdout' ? 1 : 2, data }, want);
+      await conn.drained();
+    }
+  } catch (err) {
+    if (!ac.signal.aborted) throw err;
+  }
+  conn.end();
+}
+
+export const containerRoutes: Route[] = [
+  {
+    method: 'GET',
+    pattern: '/containers/json',
+    handle: async (e, { res, query }) => {
+      const filters = filterList(query);
+      let list = await e.containers.list();
+      if (!boolValue(query, 'all') && !filters.some((f) => f.startsWith('status=')))
+        list = list.filter((c) => c.state.status === 'running');
+      list = list.filter((c) => filters.every((f) => matchFilter(c, f)));
+      const limit = intValue(query, 'limit', -1) as number;
+      if (limit > 0) list = list.slice(0, limit);
+      const size = boolValue(query, 'size');
+      const out = [];
+      for (const c of list) {
+        const item = containerItem(c);
+        if (size) {
+          const u = await e.containers.usage(c);
+          Object.assign(item, { SizeRw: u.writable, SizeRootFs: u.writable });
+        }
+        out.push(item);
+      }
+      sendJSON(res, 200, out);
+    },
+  },
+  {
+    method: 'POST',
+    pattern: '/containers/create',
+    handle: async (e, { req, res, query }) => {
+      const body = await readJSON<CreateBody>(req);
+      if (!body.Image || typeof body.Image !== 'string') throw new InvalidArgumentError('config: an image is required');
+      const opts = createOpts(body, query.get('name'));
+      let image: Awaited<ReturnType<typeof lookupImage>>;
+      try {
+        image = await lookupImage(e.containers.ns, body.Image);
+      } catch (err) {
+        if (hasCode(err, 'NOT_FOUND')) throw new NotFoundError(`No such image: ${displayName(body.Image)}`, { cause: err });
+        throw err;
+      }
+      const c = await e.containers.create(image, opts);
+      e.events.container('create', c);
+      sendJSON(res, 201, { Id: c.id, Warnings: [] });
+    },
+  },
+  {
+    method: 'GET',
+    pattern: '/containers/{id}/json',
+    handle: async (e, { res, params, query }) => {
+      const c = await e.containers.get(params.id as string);
+      const doc = inspectContainer(e.containers, c);
+      if (boolValue(query, 'size')) {
+        const u = await e.containers.usage(c);
+        Object.assign(doc, { SizeRw: u.writable, SizeRootFs: u.writable });
+      }
+      sendJSON(res, 200, doc);
+    },
+  },
+  {
+    method: 'GET',
+    pattern: '/containers/{id}/top',
+    handle: async (e, { res, params, query }) => {
+      const psArgs = query.get('ps_args');
+      const text = await e.containers.top(params.id as string, psArgs ? psArgs.split(/\s+/).filter(Boolean) : undefined);
+      const lines = text.trimEnd().split('\n');
+      const titles = (lines[0] ?? '').trim().split(/\s+/);
+      const processes = lines.slice(1).map((l) => {
+        const parts = l.trim().split(/\s+/);
+        return [...parts.slice(0, titles.length - 1), parts.slice(titles.length - 1).join(' ')];
+      });
+      sendJSON(res, 200, { Titles: titles, Processes: processes });
+    },
+  },
+  {
+    method: 'GET',
+    pattern: '/containers/{id}/logs',
+    handle: serveLogs,
+  },
+  {
+    method: 'GET',
+    pattern: '/containers/{id}/export',
+    handle: async (e, { res, params }) => {
+      const id = find(e, params.id as string).id;
+      await e.containers.exportFs(id, async (tar) => {
+        res.writeHead(200, { 'Content-Type': 'application/x-tar' });
+        await pipeline(Readable.from(tar), res);
+      });
+    },
+  },
+  {
+    method: 'POST',
+    pattern: '/containers/{id}/start',
+    handle: async (e, { res, params }) => {
+      sendEmpty(res, (await e.startContainer(params.id as string)) ? 204 : 304);
+    },
+  },
+  {
+    method: 'POST',
+    pattern: '/containers/{id}/stop',
+    handle: async (e, { res, params, query }) => {
+      const c = await e.containers.get(params.id as string);
+      // Also between two runs of a restart policy: it stays stopped.
+      e.stoppedByUser(c.id);
+      if (c.state.status !== 'running') return sendEmpty(res, 304);
+      const t = intValue(query, 't');
+      const signal = query.get('signal');
+      await e.containers.stop(c.id, { ...(t !== undefined && t >= 0 ? { timeout: t } : {}), ...(signal ? { signal } : {}) });
+      e.events.container('stop', c);
+      sendEmpty(res, 204);
+    },
+  },
+  {
+    method: 'POST',
+    pattern: '/containers/{id}/restart',
+    handle: async (e, { res, params, query }) => {
+      const c = await e.containers.get(params.id as string);
+      const t = intValue(query, 't');
+      const signal = query.get('signal');
+      if (c.state.status === 'running') {
+        e.stoppedByUser(c.id);
+        await e.containers.stop(c.id, { ...(t !== undefined && t >= 0 ? { timeout: t } : {}), ...(signal ? { signal } : {}) });
+      }
+      await e.startContainer(c.id);
+      e.events.container('restart', c);
+      sendEmpty(res, 204);
+    },
+  },
+  {
+    method: 'POST',
+    pattern: '/containers/{id}/kill',
+    handle: async (e, { res, params, query }) => {
+      const c = await e.containers.get(params.id as string);
+      if (c.state.status !== 'running')
+        throw new FailedPreconditionError(`Cannot kill container: ${params.id}: container ${c.id} is not running`);
+      const signal = query.get('signal') || 'KILL';
+      if (/^(SIG)?KILL$|^9$/.test(signal.toUpperCase())) e.stoppedByUser(c.id);
+      await e.containers.kill(c.id, signal);
+      e.events.container('kill', c, { signal });
+      sendEmpty(res, 204);
+    },
+  },
+  {
+    method: 'POST',
+    pattern: '/containers/{id}/wait',
+    handle: async (e, { req, res, params, query }) => {
+      const condition = query.get('condition') || 'not-running';
+      if (!['not-running', 'next-exit', 'removed'].includes(condition)) throw new InvalidArgumentError(`invalid condition "${condition}"`);
+      const id = find(e, params.id as string).id;
+      // The headers go out at once: `docker run` sends start only after they arrive.
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.flushHeaders();
+      const ac = new AbortController();
+      req.socket.once('close', () => ac.abort());
+      try {
+        const result = await e.wait(id, condition, ac.signal);
+        res.end(JSON.stringify(result));
+      } catch (err) {
+        if (ac.signal.aborted) return;
+        res.end(JSON.stringify({ StatusCode: -1, Error: { Message: (err as Error).message } }));
+      }
+    },
+  },
+  {
+    method: 'DELETE',
+    pattern: '/containers/{id}',
+    handle: async (e, { res, params, query }) => {
+      const id = find(e, params.id as string).id;
+      e.stoppedByUser(id);
+      try {
+        await e.containers.remove(id, { force: boolValue(query, 'force') });
+      } catch (err) {
+        if (hasCode(err, 'FAILED_PRECONDITION')) {
+          const c = find(e, id);
+          throw new FailedPreconditionError(
+            `cannot remove container "/${c.name}": container is running: stop the container before removing or force remove`,
+            { cause: err },
+          );
+        }
+        throw err;
+      }
+      sendEmpty(res, 204);
+    },
+  },
+  {
+    method: 'POST',
+    pattern: '/containers/{id}/rename',
+    handle: async (e, { res, params, query }) => {
+      const name = query.get('name');
+      if (!name) throw new InvalidArgumentError('rename: a new name is required');
+      const c = find(e, params.id as string);
+      await e.containers.rename(c.id, name.replace(/^\//, ''));
+      e.events.container('rename', { ...c, name }, { oldName: `/${c.name}` });
+      sendEmpty(res, 204);
+    },
+  },
+  {
+    method: 'POST',
+    pattern: '/containers/{id}/resize',
+    handle: async (e, { res, params, query }) => {
+      const c = await e.containers.get(params.id as string);
+      const rows = intValue(query, 'h', 0) as number;
+      const cols = intValue(query, 'w', 0) as number;
+      if (c.state.status !== 'running') throw new FailedPreconditionError(`container ${c.id.slice(0, 12)} is not running`);
+      if (c.config.Config.Tty && rows > 0 && cols > 0) e.containers.resize(c.id, { rows, cols });
+      sendEmpty(res, 200);
+    },
+  },
+  {
+    method: 'POST',
+    pattern: '/containers/{id}/attach',
+    handle: async (e, r) => {
+      const c = await e.containers.get(r.params.id as string);
+      if (c.state.status === 'exited') throw new FailedPreconditionError('You cannot attach to a stopped container, start it first');
+      await serveAttach(e, c, streamResponse(r.req, r.res, c.config.Config.Tty ? rawStream : multiplexedStream), r.query);
+    },
+    upgrade: attachUpgrade,
+  },
+  {
+    method: 'POST',
+    pattern: '/containers/prune',
+    handle: async (e, { res, query }) => {
+      const r = await pruneContainers(e.berth, e.namespace, filterList(query));
+      sendJSON(res, 200, { ContainersDeleted: r.ids, SpaceReclaimed: r.reclaimed });
+    },
+  },
+  {
+    method: 'POST',
+    pattern: '/commit',
+    handle: async (e, { req, res, query }) => {
+      const container = query.get('container');
+      if (!container) throw new InvalidArgumentError('commit: a container is required');
+      const repo = query.get('repo');
+      const tag = query.get('tag');
+      const body = await readJSON<{ Cmd?: string[]; Entrypoint?: string[] }>(req);
+      const changes = query.getAll('changes').flatMap((c) => c.split('\n').filter(Boolean));
+      if (body.Cmd) changes.push(`CMD ${JSON.stringify(body.Cmd)}`);
+      const r = await e.containers.commit(container, {
+        ...(repo ? { name: formatReference(parseReference(tag ? `${repo}:${tag}` : repo)) } : {}),
+        changes,
+        ...(query.get('comment') ? { comment: query.get('comment') as string } : {}),
+        ...(query.get('author') ? { author: query.get('author') as string } : {}),
+      });
+      sendJSON(res, 201, { Id: r.imageId });
+    },
+  },
+];
+
+/** How docker names an image in "No such image": with its tag. */
+function displayName(image: string): string {
+  try {
+    const ref = parseReference(image);
+    return ref.digest || ref.tag ? image : `${image}:latest`;
+  } catch {
+    return image;
+  }
+}

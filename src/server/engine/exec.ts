@@ -1,0 +1,230 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../errdefs/index.js';
+import type { Engine } from './engine.js';
+import { readJSON, sendEmpty, sendJSON } from './http.js';
+import type { Route, UpgradeRequest } from './router.js';
+import { frame, hijack, multiplexedStream, rawStream, type StreamConn, streamResponse, upgradeBody } from './streams.js';
+
+/** One exec as docker keeps it: made by create, run once by start, inspected for its exit code. */
+interface ExecRecord {
+  id: string;
+  containerId: string;
+  cmd: string[];
+  env: string[];
+  user: string;
+  workingDir: string;
+  tty: boolean;
+  privileged: boolean;
+  attachStdin: boolean;
+  attachStdout: boolean;
+  attachStderr: boolean;
+  running: boolean;
+  started: boolean;
+  exitCode: number | null;
+  pid: number;
+  child?: ChildProcess;
+}
+
+/** Each engine's execs; a finished one is forgotten after {@link execMemory}. */
+const execsOf = new WeakMap<Engine, Map<string, ExecRecord>>();
+const execMemory = 10 * 60_000;
+
+function execTable(e: Engine): Map<string, ExecRecord> {
+  let m = execsOf.get(e);
+  if (!m) {
+    m = new Map();
+    execsOf.set(e, m);
+  }
+  return m;
+}
+
+function execOf(e: Engine, id: string): ExecRecord {
+  const x = execTable(e).get(id);
+  if (!x) throw new NotFoundError(`No such exec instance: ${id}`);
+  return x;
+}
+
+/** Quotes for sh. */
+const shellQuote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
+
+/**
+ * Runs the exec's process with `runc exec`, its output to `conn` (framed without a TTY) and the
+ * client's input to its stdin. With a TTY, script(1) lends runc a pseudo-terminal. The exit code is
+ * recorded before the stream closes: the docker CLI reads it right after.
+ */
+async function runExec(e: Engine, x: ExecRecord, conn: StreamConn | undefined): Promise<void> {
+  const { runcArgs, cleanup } = await e.containers.execArgs(x.containerId, {
+    cmd: x.cmd,
+    env: x.env,
+    tty: x.tty,
+    privileged: x.privileged,
+    ...(x.workingDir ? { workingDir: x.workingDir } : {}),
+    ...(x.user ? { user: x.user } : {}),
+  });
+  const runc = e.containers.runc.bin;
+  let file = runc;
+  let argv = conn ? runcArgs : [...runcArgs.slice(0, -1), '--detach', runcArgs.at(-1) as string];
+  if (x.tty && conn) {
+    file = 'script';
+    argv = ['-q', '-e', '-f', '-E', 'never', '-c', [runc, ...argv].map(shellQuote).join(' '), '/dev/null'];
+  }
+  const stdin = conn && (x.attachStdin || x.tty) ? 'pipe' : 'ignore';
+  const child = spawn(file, argv, { stdio: [stdin, conn ? 'pipe' : 'ignore', conn ? 'pipe' : 'ignore'] });
+  x.child = child;
+  x.running = true;
+  x.pid = child.pid ?? 0;
+  const closed = new Promise<number>((resolve) => {
+    child.on('error', () => resolve(126));
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 + 9 : 1)));
+  });
+  if (conn) {
+    const out = (stream: 1 | 2) => (d: Buffer) => {
+      if (stream === 1 ? !x.attachStdout : !x.attachStderr) return;
+      conn.write(x.tty ? d : frame(stream, d));
+    };
+    child.stdout?.on('data', out(1));
+    child.stderr?.on('data', out(2));
+    if (child.stdin) {
+      child.stdin.on('error', () => {});
+      if (x.attachStdin && conn.input) {
+        void (async () => {
+          try {
+            for await (const chunk of conn.input as AsyncIterable<Buffer>) child.stdin?.write(chunk);
+          } catch {
+            // the client went
+          }
+          // script passes an end of input on as a NUL byte; with a TTY, the input just stops.
+          if (!x.tty) child.stdin?.end();
+        })();
+      } else if (!x.tty) child.stdin.end();
+    }
+    void conn.gone.then(() => {
+      if (x.running) child.kill('SIGKILL');
+    });
+  }
+  x.exitCode = await closed;
+  x.running = false;
+  cleanup();
+  setTimeout(() => execTable(e).delete(x.id), execMemory).unref();
+  if (conn) {
+    await conn.drained();
+    conn.end();
+  }
+}
+
+async function startExec(e: Engine, id: string, body: { Detach?: boolean; Tty?: boolean }, conn: () => StreamConn): Promise<void> {
+  const x = execOf(e, id);
+  if (x.started) throw new FailedPreconditionError(`exec ${id} has already been started`);
+  const c = await e.containers.get(x.containerId);
+  if (c.state.status !== 'running') throw new FailedPreconditionError(`container ${c.id} is not running`);
+  x.started = true;
+  if (body.Tty !== undefined) x.tty = body.Tty || x.tty;
+  await runExec(e, x, body.Detach ? undefined : conn());
+}
+
+async function execStartUpgrade(e: Engine, r: UpgradeRequest): Promise<void> {
+  const { body, rest } = await upgradeBody(r.req, r.socket, r.head);
+  const b = body as { Detach?: boolean; Tty?: boolean };
+  const x = execOf(e, r.params.id as string);
+  await startExec(e, x.id, b, () => hijack(r.socket, rest, (b.Tty ?? x.tty) ? rawStream : multiplexedStream));
+  if (b.Detach) {
+    r.socket.end('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
+  }
+}
+
+export const execRoutes: Route[] = [
+  {
+    method: 'POST',
+    pattern: '/containers/{id}/exec',
+    handle: async (e, { req, res, params }) => {
+      const body = await readJSON<{
+        Cmd: string[];
+        Env: string[] | null;
+        User: string;
+        WorkingDir: string;
+        Tty: boolean;
+        Privileged: boolean;
+        AttachStdin: boolean;
+        AttachStdout: boolean;
+        AttachStderr: boolean;
+      }>(req);
+      const c = await e.containers.get(params.id as string);
+      if (c.state.status !== 'running') throw new FailedPreconditionError(`container ${c.id} is not running`);
+      if (!Array.isArray(body.Cmd) || body.Cmd.length === 0 || body.Cmd.some((a) => typeof a !== 'string')) {
+        throw new InvalidArgumentError('exec: no command given');
+      }
+      const id = randomBytes(32).toString('hex');
+      execTable(e).set(id, {
+        id,
+        containerId: c.id,
+        cmd: body.Cmd,
+        env: Array.isArray(body.Env) ? body.Env : [],
+        user: body.User ?? '',
+        workingDir: body.WorkingDir ?? '',
+        tty: body.Tty ?? false,
+        privileged: body.Privileged ?? false,
+        attachStdin: body.AttachStdin ?? false,
+        attachStdout: body.AttachStdout ?? false,
+        attachStderr: body.AttachStderr ?? false,
+        running: false,
+        started: false,
+        exitCode: null,
+        pid: 0,
+      });
+      e.events.container(`exec_create: ${body.Cmd.join(' ')}`, c, { execID: id });
+      sendJSON(res, 201, { Id: id });
+    },
+  },
+  {
+    method: 'POST',
+    pattern: '/exec/{id}/start',
+    handle: async (e, r) => {
+      const body = await readJSON<{ Detach: boolean; Tty: boolean }>(r.req);
+      const x = execOf(e, r.params.id as string);
+      if (body.Detach) {
+        await startExec(e, x.id, body, () => {
+          throw new Error('unreachable');
+        });
+        sendEmpty(r.res, 200);
+        return;
+      }
+      await startExec(e, x.id, body, () => streamResponse(r.req, r.res, (body.Tty ?? x.tty) ? rawStream : multiplexedStream));
+    },
+    upgrade: execStartUpgrade,
+  },
+  {
+    method: 'POST',
+    pattern: '/exec/{id}/resize',
+    handle: async (e, { res, params }) => {
+      execOf(e, params.id as string);
+      sendEmpty(res, 200);
+    },
+  },
+  {
+    method: 'GET',
+    pattern: '/exec/{id}/json',
+    handle: async (e, { res, params }) => {
+      const x = execOf(e, params.id as string);
+      sendJSON(res, 200, {
+        ID: x.id,
+        ContainerID: x.containerId,
+        Running: x.running,
+        ExitCode: x.exitCode,
+        Pid: x.pid,
+        OpenStdin: x.attachStdin,
+        OpenStdout: x.attachStdout,
+        OpenStderr: x.attachStderr,
+        CanRemove: false,
+        DetachKeys: '',
+        ProcessConfig: {
+          tty: x.tty,
+          entrypoint: x.cmd[0],
+          arguments: x.cmd.slice(1),
+          privileged: x.privileged,
+          user: x.user,
+        },
+      });
+    },
+  },
+];

@@ -1,0 +1,2 @@
+export { type Daemon, type DaemonOpts, defaultHost, parseHost, startDaemon } from './daemon.js';
+export { Engine, type EngineEvent, type EngineOpts, engineServer, maxAPIVersion, minAPIVersion } from './engine/index.js';

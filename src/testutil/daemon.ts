@@ -1,0 +1,100 @@
+// Test support: `berth daemon` run as its own process on a private root and socket, and the docker
+// clients that drive it.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { berthMain, type Result } from './cli.js';
+
+export interface BerthDaemon {
+  sock: string;
+  /** `DOCKER_HOST` for this daemon. */
+  host: string;
+  pid: number;
+  /** What it wrote to stderr so far. */
+  log(): string;
+  /** Sends `signal` and waits for the exit; resolves to the exit code (null after a signal). */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `berth --root ROOT daemon -H unix://DIR/berth.sock` and waits until `/_ping` answers. */
+export async function startBerthDaemon(root: string, dir: string, extra: string[] = []): Promise<BerthDaemon> {
+  await mkdir(dir, { recursive: true });
+  const sock = join(dir, 'berth.sock');
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [berthMain, '--root', root, 'daemon', '-H', `unix://${sock}`, '--pidfile', join(dir, 'berth.pid'), ...extra],
+    { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, BERTH_NAMESPACE: '' } },
+  );
+  let log = '';
+  child.stderr?.on('data', (d: Buffer) => {
+    log += d;
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  let done = false;
+  void exited.then(() => {
+    done = true;
+  });
+  for (let i = 0; ; i++) {
+    if (done) throw new Error(`berth daemon exited: ${log}`);
+    if (existsSync(sock) && (await ping(sock))) break;
+    if (i > 300) throw new Error(`berth daemon did not answer in 30 s: ${log}`);
+    await sleep(100);
+  }
+  return {
+    sock,
+    host: `unix://${sock}`,
+    pid: child.pid as number,
+    log: () => log,
+    stop: async (signal = 'SIGTERM') => {
+      if (!done) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+function ping(sock: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ socketPath: sock, path: '/_ping', method: 'GET' }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
+/** The docker CLIs the daemon is tested with: 28 (API 1.50) and Debian's 20.10 (API 1.41). */
+export const dockerClis = { 'docker 28': '/usr/local/bin/docker', 'docker 20.10': '/usr/bin/docker' } as const;
+
+/** Runs a docker CLI against `host` with a private config directory; stdin from `input`. */
+export function dockerCli(
+  bin: string,
+  host: string,
+  args: string[],
+  opts: { input?: string; config?: string; timeout?: number } = {},
+): Promise<Result> {
+  const p = spawn(bin, args, {
+    env: { ...process.env, DOCKER_HOST: host, DOCKER_CONFIG: opts.config ?? '/nonexistent-berth-docker-config', DOCKER_BUILDKIT: '0' },
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  p.stdout.on('data', (d: Buffer) => {
+    stdout += d;
+  });
+  p.stderr.on('data', (d: Buffer) => {
+    stderr += d;
+  });
+  p.stdin.on('error', () => {});
+  p.stdin.end(opts.input ?? '');
+  const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeout ?? 60_000);
+  return new Promise((resolve) =>
+    p.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    }),
+  );
+}

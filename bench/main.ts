@@ -1,5 +1,6 @@
 // `npm run bench [-- NAME...]`: runs the benchmarks side by side with their peers and prints ratios.
 import { contentAdd } from './content-add.js';
+import { daemonBench } from './daemon.js';
 import { diskBench } from './disk.js';
 import { type Comparison, printComparison } from './harness.js';
 import { pullBench } from './pull.js';
@@ -12,6 +13,7 @@ const benchmarks: Record<string, () => Promise<Comparison[]>> = {
   unpack: () => unpackBench(),
   run: () => runBench(),
   disk: () => diskBench(),
+  daemon: () => daemonBench(),
 };
 
 const wanted = process.argv.slice(2);

@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d /tmp/berth-demo.XXXXXX)
 registry_pid=
+daemon_pid=
 cleanup() {
+  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null
   # Containers first: their rootfs mounts and monitors live under the root.
   ids=$(node dist/berth.cjs ps -aq 2>/dev/null || true)
   [ -n "$ids" ] && node dist/berth.cjs rm -f $ids >/dev/null 2>&1
@@ -146,6 +148,25 @@ run ps -a
 run commit -m 'a note' -c 'CMD ["cat", "/srv/note"]' ticker "$reg/demo/noted:1"
 run run --rm "$reg/demo/noted:1"
 run rm ticker
+
+# The daemon: the docker CLI, unmodified, on the same images and containers as berth's CLI.
+sock="$work/berth.sock"
+step "berth daemon -H unix://$sock &"
+node dist/berth.cjs daemon -H "unix://$sock" --pidfile "$work/berth.pid" 2>"$work/daemon.log" &
+daemon_pid=$!
+until docker -H "unix://$sock" version >/dev/null 2>&1; do sleep 0.1; done
+dk() { step "docker $*"; docker -H "unix://$sock" "$@"; }
+dk version --format 'client {{.Client.Version}}, server {{.Server.Version}} (API {{.Server.APIVersion}})'
+dk images
+run images
+dk run --rm "$bb" echo hello through the Engine API
+dk run -d --name web "$bb" sleep 60
+run ps
+dk exec web sh -c 'echo exec through the daemon; exit 3' || echo "exit code $?"
+dk rm -f web
+kill "$daemon_pid"
+wait "$daemon_pid" || true
+daemon_pid=
 
 # Disk: every size of one image, the store's usage, a check of everything, and getting it all back.
 run image size "$reg/demo/noted:1"

@@ -277,6 +277,22 @@ function defineVerbs(parent: Command, group: boolean): void {
     'berth kill -s HUP web',
   );
 
+  for (const verb of ['pause', 'unpause'] as const) {
+    example(
+      parent
+        .command(verb)
+        .description(verb === 'pause' ? 'Freeze every process of running containers' : 'Thaw paused containers')
+        .argument('<container...>')
+        .action(
+          perContainer(async (containers, ref) => {
+            await containers[verb](ref);
+            return undefined;
+          }),
+        ),
+      `berth ${verb} web`,
+    );
+  }
+
   example(
     parent
       .command('wait')

@@ -10,6 +10,7 @@ test('the demo runs end to end: import, push, rmi, pull with the same image ID, 
   const { stdout } = await promisify(execFile)('bash', ['scripts/demo.sh'], { cwd: packageRoot, maxBuffer: 64 << 20, timeout: 600_000 });
   assert.match(stdout, /before: (sha256:[0-9a-f]{64})\nafter: {2}\1\n/);
   assert.match(stdout, /hello from a container\n/);
+  assert.match(stdout, /hello through the Engine API\n/);
   assert.match(stdout, /Why they differ/);
   assert.match(stdout, /Total reclaimed space: /);
 });

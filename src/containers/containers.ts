@@ -10,6 +10,7 @@ import {
   getContainer,
   killContainer,
   listContainers,
+  pauseContainer,
   refresh,
   removeContainer,
   type StartOpts,
@@ -18,6 +19,7 @@ import {
   stopContainer,
   waitContainer,
 } from './lifecycle.js';
+import { type CgroupStats, cgroupPath, cgroupStats } from './stats.js';
 import type { Container, ContainerHost, ContainerObserver, CreateContainerOpts, ExecOpts } from './types.js';
 
 /**
@@ -100,6 +102,20 @@ export class Containers {
   /** Removes a container, its writable snapshot and its files. @throws FailedPreconditionError while it runs, unless forced */
   remove(ref: string, opts: { force?: boolean } = {}): Promise<void> {
     return removeContainer(this.#ctx, ref, opts);
+  }
+
+  /** A reading of a container's cgroup (memory, CPU time, pids), as docker's stats. */
+  stats(rec: Container): CgroupStats {
+    return cgroupStats(cgroupPath(rec.id));
+  }
+
+  /** Freezes a running container's processes (docker pause); `unpause` thaws them. */
+  pause(ref: string): Promise<Container> {
+    return pauseContainer(this.#ctx, ref, true);
+  }
+
+  unpause(ref: string): Promise<Container> {
+    return pauseContainer(this.#ctx, ref, false);
   }
 
   async rename(ref: string, name: string): Promise<void> {

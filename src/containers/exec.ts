@@ -20,6 +20,7 @@ export async function execArgs(
 ): Promise<{ container: Container; runcArgs: string[]; cleanup: () => void }> {
   const rec = await getContainer(ctx, ref);
   if (rec.state.status !== 'running') throw new FailedPreconditionError(`container ${rec.id.slice(0, 12)} is not running`);
+  if (rec.state.paused) throw new FailedPreconditionError(`container ${rec.id} is paused, unpause the container before exec`);
   if (opts.cmd.length === 0) throw new InvalidArgumentError('exec: no command given');
   const p = ctx.paths(rec.id);
   const spec = JSON.parse(await readFile(p.spec, 'utf8')) as RuntimeSpec;

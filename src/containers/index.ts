@@ -1,6 +1,7 @@
 export { Containers } from './containers.js';
 export type { StartOpts, StartResult } from './lifecycle.js';
 export { loadSeccompProfile, parseBind } from './spec.js';
+export type { CgroupStats } from './stats.js';
 export type {
   Container,
   ContainerHost,

@@ -221,6 +221,7 @@ export async function killContainer(ctx: ContainerContext, ref: string, signal: 
   const rec = await getContainer(ctx, ref);
   if (rec.state.status !== 'running') throw new FailedPreconditionError(`container ${rec.id.slice(0, 12)} is not running`);
   await ctx.runc.kill(rec.id, normalizeSignal(signal));
+  await thaw(ctx, rec);
   return rec;
 }
 
@@ -238,6 +239,7 @@ export async function stopContainer(
   const timeout = opts.timeout ?? rec.config.Config.StopTimeout ?? 10;
   const signal = opts.signal ?? rec.config.Config.StopSignal ?? 'TERM';
   await ctx.runc.kill(rec.id, normalizeSignal(signal)).catch(ignoreNotRunning);
+  await thaw(ctx, rec);
   rec = await waitContainer(ctx, rec.id, { timeout: timeout * 1000 });
   if (rec.state.status === 'running') {
     await ctx.runc.kill(rec.id, 'KILL').catch(ignoreNotRunning);
@@ -263,6 +265,27 @@ export async function waitContainer(
   return rec;
 }
 
+/** Freezes (`paused`) or thaws a running container's processes. @throws FailedPreconditionError unless it runs */
+export async function pauseContainer(ctx: ContainerContext, ref: string, paused: boolean): Promise<Container> {
+  const found = ctx.find(ref);
+  return ctx.locked(found.id, async () => {
+    const rec = await refreshUnlocked(ctx, found.id);
+    if (rec.state.status !== 'running') throw new FailedPreconditionError(`container ${rec.id} is not running`);
+    if ((rec.state.paused ?? false) === paused) {
+      throw new FailedPreconditionError(`container ${rec.id} is ${paused ? 'already paused' : 'not paused'}`);
+    }
+    await (paused ? ctx.runc.pause(rec.id) : ctx.runc.resume(rec.id));
+    const state = { ...rec.state, paused };
+    ctx.ns.containers.setState(rec.id, state);
+    return { ...rec, state };
+  });
+}
+
+/** A paused container is thawed before it is signalled: a frozen process takes no signal. */
+async function thaw(ctx: ContainerContext, rec: Container): Promise<void> {
+  if (rec.state.paused) await pauseContainer(ctx, rec.id, false).catch(() => {});
+}
+
 /** Removes a container, its writable snapshot and its files. @throws FailedPreconditionError while it runs, unless forced */
 export async function removeContainer(ctx: ContainerContext, ref: string, opts: { force?: boolean } = {}): Promise<void> {
   let rec = await getContainer(ctx, ref);
@@ -273,6 +296,7 @@ export async function removeContainer(ctx: ContainerContext, ref: string, opts: 
       );
     }
     await ctx.runc.kill(rec.id, 'KILL').catch(ignoreNotRunning);
+    await thaw(ctx, rec);
     rec = await waitContainer(ctx, rec.id, { timeout: 10_000 });
   }
   await ctx.locked(rec.id, async () => {
@@ -282,7 +306,10 @@ export async function removeContainer(ctx: ContainerContext, ref: string, opts: 
     ctx.ns.containers.delete(cur.id);
     ctx.observer.removed?.(cur);
   });
-  await rm(ctx.paths(rec.id).dir, { recursive: true, force: true });
+  // conmon may still be writing its last files (exit, oom) into the directory as it ends.
+  const { monitorPid, monitorStart } = rec.state;
+  for (let i = 0; i < 100 && monitorPid !== undefined && processStart(monitorPid) === monitorStart; i++) await sleep(20);
+  await rm(ctx.paths(rec.id).dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
 }
 
 function exitTime(persist: string): string {

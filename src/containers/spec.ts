@@ -14,6 +14,7 @@ import {
 } from '../runtime/index.js';
 import { lookPath } from '../sys/index.js';
 import type { ContainerContext } from './context.js';
+import { cgroupPath } from './stats.js';
 import type { Container } from './types.js';
 
 /**
@@ -99,7 +100,7 @@ export function containerSpec(ctx: ContainerContext, rec: Container): RuntimeSpe
     noNewPrivileges: sec.noNewPrivileges,
     network: h.NetworkMode,
     mounts,
-    cgroupsPath: `/berth/${rec.id}`,
+    cgroupsPath: cgroupPath(rec.id),
     resources: {
       ...(h.Memory > 0 ? { memory: h.Memory } : {}),
       ...(h.NanoCpus > 0 ? { nanoCpus: h.NanoCpus } : {}),

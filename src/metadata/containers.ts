@@ -22,6 +22,8 @@ export interface ContainerState {
   oomKilled?: boolean;
   error?: string;
   restartCount?: number;
+  /** Frozen by `pause` while running. */
+  paused?: boolean;
 }
 
 /** One container record. `config` is what the caller asked for (image config overrides and host settings). */

@@ -44,6 +44,15 @@ export class Runc {
     await this.#run(['kill', ...(opts.all ? ['--all'] : []), id, String(signal)], `runc kill "${id}"`);
   }
 
+  /** Freezes every process of the container (the cgroup freezer). */
+  async pause(id: string): Promise<void> {
+    await this.#run(['pause', id], `runc pause "${id}"`);
+  }
+
+  async resume(id: string): Promise<void> {
+    await this.#run(['resume', id], `runc resume "${id}"`);
+  }
+
   /** Whether runc keeps state for `id` (a container created and not yet deleted): no process needed to ask. */
   has(id: string): boolean {
     return existsSync(join(this.root, id));

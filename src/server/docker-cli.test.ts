@@ -88,6 +88,34 @@ for (const [client, bin] of Object.entries(dockerClis)) {
       assert.match(missing.stderr, new RegExp(`No such container: ${name}`));
     });
 
+    await t.test('stats: memory and pids from the cgroup', async () => {
+      const name = `st-${tag}`;
+      passes(await docker(['run', '-d', '--name', name, image, 'sh', '-c', 'sleep 300 & sleep 300 & wait']), 'run -d');
+      const out = passes(await docker(['stats', '--no-stream', '--format', '{{.Name}} {{.MemUsage}} {{.PIDs}}', name]), 'stats');
+      const m = new RegExp(`^${name} ([\\d.]+)([KMG]i?B) / \\S+ (\\d+)$`).exec(out.trim());
+      assert.ok(m, out);
+      assert.ok(Number(m[1]) > 0, out);
+      assert.equal(m[3], '3', 'sh and its two sleeps');
+      passes(await docker(['rm', '-f', name]), 'rm -f');
+    });
+
+    await t.test('pause freezes a container and unpause thaws it', async () => {
+      const name = `pz-${tag}`;
+      passes(await docker(['run', '-d', '--name', name, image, 'sh', '-c', 'while true; do echo tick; sleep 0.05; done']), 'run -d');
+      await sleep(300);
+      passes(await docker(['pause', name]), 'pause');
+      assert.match(passes(await docker(['ps', '--filter', `name=${name}`]), 'ps'), /Up .* \(Paused\)/);
+      const ticks = async () => passes(await docker(['logs', name]), 'logs').split('\n').length;
+      const frozen = await ticks();
+      await sleep(500);
+      assert.equal(await ticks(), frozen, 'no output while paused');
+      assert.equal((await docker(['exec', name, 'true'])).code, 1);
+      passes(await docker(['unpause', name]), 'unpause');
+      await sleep(500);
+      assert.ok((await ticks()) > frozen, 'output again after unpause');
+      passes(await docker(['rm', '-f', name]), 'rm -f');
+    });
+
     await t.test('a container the berth CLI started shows in docker ps', async () => {
       const name = `cli-${tag}`;
       ok(await berth(root, ['run', '-d', '--name', name, image, 'sleep', '300']), 'berth run -d');

@@ -8,7 +8,7 @@ export const exitCodeOf = (c: Container) => c.state.exitCode ?? 255;
 
 export function statusText(c: Container, now = Date.now()): string {
   const s = c.state;
-  if (s.status === 'running') return `Up ${humanDuration(now - Date.parse(s.startedAt ?? ''))}`;
+  if (s.status === 'running') return `Up ${humanDuration(now - Date.parse(s.startedAt ?? ''))}${s.paused ? ' (Paused)' : ''}`;
   if (s.status === 'created') return 'Created';
   const ago = s.finishedAt ? ` ${humanDuration(now - Date.parse(s.finishedAt))} ago` : '';
   return `Exited (${s.exitCode ?? 'unknown'})${ago}`;
@@ -30,9 +30,9 @@ export function inspectContainer(containers: Containers, c: Container): Record<s
     Path: args[0],
     Args: args.slice(1),
     State: {
-      Status: c.state.status,
+      Status: c.state.paused ? 'paused' : c.state.status,
       Running: c.state.status === 'running',
-      Paused: false,
+      Paused: c.state.paused ?? false,
       Restarting: false,
       OOMKilled: c.state.oomKilled ?? false,
       Dead: false,
@@ -107,7 +107,7 @@ export function matchFilter(c: Container, f: string): boolean {
   const v = f.slice(i + 1);
   switch (k) {
     case 'status':
-      return c.state.status === v;
+      return (c.state.paused ? 'paused' : c.state.status) === v;
     case 'name':
       return c.name.includes(v);
     case 'id':

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Container } from '../../containers/index.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { CgroupStats, Container } from '../../containers/index.js';
 import { FailedPreconditionError, hasCode, InvalidArgumentError, NotFoundError } from '../../errdefs/index.js';
 import { formatReference, parseReference } from '../../oci/index.js';
 import { type Attachment, type AttachPacket, dockerTime, parseLogTime } from '../../runtime/index.js';
@@ -165,6 +166,13 @@ export const containerRoutes: Route[] = [
     handle: async (e, { res, params, query }) => {
       const c = await e.containers.get(params.id as string);
       const doc = inspectContainer(e.containers, c);
+      // The log reads back through /logs as json-file's does (docker-py's run reads output only
+      // for json-file and journald); on disk it is CRI's format.
+      doc.HostConfig = {
+        RestartPolicy: { Name: 'no', MaximumRetryCount: 0 },
+        ...(doc.HostConfig as object),
+        LogConfig: { Type: 'json-file', Config: {} },
+      };
       if (boolValue(query, 'size')) {
         const u = await e.containers.usage(c);
         Object.assign(doc, { SizeRw: u.writable, SizeRootFs: u.writable });
@@ -185,6 +193,46 @@ export const containerRoutes: Route[] = [
         return [...parts.slice(0, titles.length - 1), parts.slice(titles.length - 1).join(' ')];
       });
       sendJSON(res, 200, { Titles: titles, Processes: processes });
+    },
+  },
+  {
+    method: 'GET',
+    pattern: '/containers/{id}/stats',
+    handle: async (e, { req, res, params, query }) => {
+      const c = await e.containers.get(params.id as string);
+      const stream = query.get('stream') === null || boolValue(query, 'stream');
+      const oneShot = boolValue(query, 'one-shot');
+      const reading = async () => {
+        const cur = await e.containers.get(c.id).catch(() => undefined);
+        return cur?.state.status === 'running' ? e.containers.stats(cur) : undefined;
+      };
+      const doc = (now: CgroupStats | undefined, pre: CgroupStats | undefined) => ({
+        ...(now ?? zeroStats()),
+        preread: pre?.read ?? '0001-01-01T00:00:00Z',
+        precpu_stats: pre?.cpu_stats ?? zeroStats().cpu_stats,
+        name: `/${c.name}`,
+        id: c.id,
+      });
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      let pre = await reading();
+      if (!stream) {
+        if (!oneShot && pre) await sleep(1000);
+        const now = oneShot ? pre : await reading();
+        res.end(`${JSON.stringify(doc(now, oneShot ? undefined : pre))}\n`);
+        return;
+      }
+      let gone = false;
+      req.socket.once('close', () => {
+        gone = true;
+      });
+      while (!gone) {
+        await sleep(1000);
+        const now = await reading();
+        res.write(`${JSON.stringify(doc(now, pre))}\n`);
+        if (!now) break;
+        pre = now;
+      }
+      res.end();
     },
   },
   {
@@ -297,6 +345,17 @@ export const containerRoutes: Route[] = [
       sendEmpty(res, 204);
     },
   },
+  ...(['pause', 'unpause'] as const).map(
+    (verb): Route => ({
+      method: 'POST',
+      pattern: `/containers/{id}/${verb}`,
+      handle: async (e, { res, params }) => {
+        const c = await e.containers[verb](params.id as string);
+        e.events.container(verb, c);
+        sendEmpty(res, 204);
+      },
+    }),
+  ),
   {
     method: 'POST',
     pattern: '/containers/{id}/rename',
@@ -360,6 +419,17 @@ export const containerRoutes: Route[] = [
     },
   },
 ];
+
+/** A reading of a container that does not run: zeros, as dockerd sends. */
+function zeroStats(): CgroupStats {
+  return {
+    read: '0001-01-01T00:00:00Z',
+    pids_stats: { current: 0 },
+    cpu_stats: { cpu_usage: { total_usage: 0, usage_in_kernelmode: 0, usage_in_usermode: 0 }, system_cpu_usage: 0, online_cpus: 0 },
+    memory_stats: { usage: 0, limit: 0, stats: {} },
+    blkio_stats: {},
+  };
+}
 
 /** How docker names an image in "No such image": with its tag. */
 function displayName(image: string): string {

@@ -151,6 +151,7 @@ export const execRoutes: Route[] = [
       }>(req);
       const c = await e.containers.get(params.id as string);
       if (c.state.status !== 'running') throw new FailedPreconditionError(`container ${c.id} is not running`);
+      if (c.state.paused) throw new FailedPreconditionError(`container ${c.id} is paused, unpause the container before exec`);
       if (!Array.isArray(body.Cmd) || body.Cmd.length === 0 || body.Cmd.some((a) => typeof a !== 'string')) {
         throw new InvalidArgumentError('exec: no command given');
       }

@@ -51,7 +51,7 @@ export function containerItem(c: Container): Record<string, unknown> {
     Created: Math.floor(c.createdAt.getTime() / 1000),
     Ports: [],
     Labels: c.labels,
-    State: c.state.status,
+    State: c.state.paused ? 'paused' : c.state.status,
     Status: statusText(c),
     HostConfig: { NetworkMode: c.config.HostConfig.NetworkMode },
     NetworkSettings: { Networks: {} },

@@ -1,0 +1,107 @@
+// Load on `berth daemon`: concurrent docker CLIs and listings lose nothing; a daemon killed mid-load
+// and started again tells the truth about every container.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pushBusyboxImage } from '../testutil/busybox.js';
+import { cleanupRoots } from '../testutil/cli.js';
+import { type BerthDaemon, dockerCli, dockerClis, startBerthDaemon } from '../testutil/daemon.js';
+import { startRegistry, type TestRegistry } from '../testutil/registry.js';
+
+let work: string;
+let root: string;
+let registry: TestRegistry;
+let daemon: BerthDaemon;
+let image: string;
+
+before(async () => {
+  work = await mkdtemp(join(tmpdir(), 'berth-daemon-load-'));
+  root = join(work, 'root');
+  registry = await startRegistry();
+  image = await pushBusyboxImage(work, registry.host, 'busybox');
+  daemon = await startBerthDaemon(root, join(work, 'run'));
+});
+
+after(async () => {
+  await daemon?.stop('SIGKILL');
+  await cleanupRoots([root]);
+  await registry?.stop();
+  await rm(work, { recursive: true, force: true });
+});
+
+const docker = (args: string[]) => dockerCli(dockerClis['docker 28'], daemon.host, args, { timeout: 120_000 });
+
+interface Listed {
+  Id: string;
+  State: string;
+}
+
+function list(): Promise<{ status: number; items: Listed[] }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: daemon.sock, path: '/v1.43/containers/json?all=1' }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => {
+        body += d;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, items: res.statusCode === 200 ? (JSON.parse(body) as Listed[]) : [] }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** docker inspect's State.Status and State.Pid of each container. */
+async function states(ids: string[]): Promise<Map<string, { status: string; pid: number }>> {
+  const r = await docker(['inspect', '--format', '{{.Id}} {{.State.Status}} {{.State.Pid}}', ...ids]);
+  assert.equal(r.code, 0, r.stderr);
+  return new Map(
+    r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => l.split(' '))
+      .map(([id, status, pid]) => [id as string, { status: status as string, pid: Number(pid) }]),
+  );
+}
+
+test('load: 50 concurrent docker run -d beside 200 listings; then SIGKILL mid-load and a restart', async () => {
+  assert.equal((await docker(['pull', '-q', image])).code, 0);
+  const runs = Array.from({ length: 50 }, () => docker(['run', '-d', image, 'sleep', '300']));
+  const lists = Array.from({ length: 200 }, async (_, i) => {
+    await sleep(i * 20);
+    return list();
+  });
+  const ran = await Promise.all(runs);
+  for (const r of ran) assert.equal(r.code, 0, r.stderr);
+  const ids = ran.map((r) => r.stdout.trim());
+  for (const l of await Promise.all(lists)) assert.equal(l.status, 200);
+  const listed = (await list()).items;
+  assert.equal(listed.length, 50);
+  for (const id of ids) assert.equal(listed.find((c) => c.Id === id)?.State, 'running', `${id} is listed running`);
+
+  // Kill the daemon while twenty more runs are in flight.
+  const more = Array.from({ length: 20 }, () => docker(['run', '-d', image, 'sleep', '300']));
+  await sleep(1500);
+  await daemon.stop('SIGKILL');
+  const outcome = await Promise.all(more);
+  daemon = await startBerthDaemon(root, join(work, 'run'));
+  const after = (await list()).items;
+  // Every container a client was told about is there, and running.
+  for (const id of [...ids, ...outcome.filter((r) => r.code === 0).map((r) => r.stdout.trim())]) {
+    assert.equal(after.find((c) => c.Id === id)?.State, 'running', `${id} survived the daemon`);
+  }
+  // What the listing says matches the processes: running ones have a live init, the rest none.
+  const seen = await states(after.map((c) => c.Id));
+  for (const [id, s] of seen) {
+    if (s.status === 'running') assert.ok(existsSync(`/proc/${s.pid}`), `${id}: running with a live pid`);
+    else assert.ok(['created', 'exited'].includes(s.status), `${id}: ${s.status}`);
+  }
+  const all = after.map((c) => c.Id);
+  const removed = await docker(['rm', '-f', ...all]);
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.equal((await list()).items.length, 0);
+});

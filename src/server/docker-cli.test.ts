@@ -3,16 +3,17 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pushBusyboxImage } from '../testutil/busybox.js';
+import { selfSignedCert, signedCert } from '../testutil/certs.js';
 import { berth, cleanupRoots, ok, type Result } from '../testutil/cli.js';
 import { type BerthDaemon, dockerCli, dockerClis, startBerthDaemon } from '../testutil/daemon.js';
 import { skopeoRaw } from '../testutil/peers.js';
-import { startRegistry, type TestRegistry } from '../testutil/registry.js';
+import { freePort, startRegistry, type TestRegistry } from '../testutil/registry.js';
 
 let work: string;
 let root: string;
@@ -232,4 +233,48 @@ test('berth daemon refuses plain tcp on a non-loopback address', async () => {
   const r = await berth(root, ['daemon', '-H', 'tcp://0.0.0.0:2375', '-H', `unix://${join(work, 'never.sock')}`]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /refusing plain tcp on "tcp:\/\/0.0.0.0:2375"/);
+});
+
+test('berth daemon over tcp with TLS: the docker CLI with a client certificate gets in, one without does not', async () => {
+  const dir = join(work, 'tls');
+  await mkdir(dir, { recursive: true });
+  const ca = { key: join(dir, 'ca.key'), cert: join(dir, 'ca.pem') };
+  await selfSignedCert(ca.key, ca.cert, 'berth-test-ca');
+  const server = await signedCert(dir, ca, 'server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth');
+  const client = await signedCert(dir, ca, 'client', 'extendedKeyUsage=clientAuth');
+  const port = await freePort();
+  const tlsd = await startBerthDaemon(join(work, 'tls-root'), join(dir, 'run'), [
+    '-H',
+    `tcp://127.0.0.1:${port}`,
+    '--tlsverify',
+    '--tlscacert',
+    ca.cert,
+    '--tlscert',
+    server.cert,
+    '--tlskey',
+    server.key,
+  ]);
+  try {
+    const host = `tcp://127.0.0.1:${port}`;
+    const withCert = await dockerCli(dockerClis['docker 28'], host, [
+      '--tlsverify',
+      '--tlscacert',
+      ca.cert,
+      '--tlscert',
+      client.cert,
+      '--tlskey',
+      client.key,
+      'version',
+      '--format',
+      '{{.Server.Version}}',
+    ]);
+    assert.equal(withCert.code, 0, withCert.stderr);
+    assert.match(withCert.stdout.trim(), /^\d+\.\d+\.\d+/);
+    const withoutCert = await dockerCli(dockerClis['docker 28'], host, ['--tlsverify', '--tlscacert', ca.cert, 'version']);
+    assert.notEqual(withoutCert.code, 0);
+    assert.match(withoutCert.stderr, /certificate|tls|handshake/i);
+  } finally {
+    await tlsd.stop();
+    await cleanupRoots([join(work, 'tls-root')]);
+  }
 });

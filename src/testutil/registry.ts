@@ -1,15 +1,13 @@
 // Test support: the real reference registry (Debian docker-registry) on 127.0.0.1, and a token issuer.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { createSign, randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import bcrypt from 'bcryptjs';
-
-const run = promisify(execFile);
+import { selfSignedCert, signedCert } from './certs.js';
 
 export interface TestRegistry {
   /** `127.0.0.1:PORT` */
@@ -45,26 +43,6 @@ async function listen(server: Server): Promise<number> {
 }
 
 const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
-
-/** An RSA key and a self-signed certificate for `cn`, valid two days, made with openssl. */
-async function selfSignedCert(keyPath: string, certPath: string, cn: string, extra: string[] = []): Promise<void> {
-  await run('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'rsa:2048',
-    '-nodes',
-    '-keyout',
-    keyPath,
-    '-out',
-    certPath,
-    '-days',
-    '2',
-    '-subj',
-    `/CN=${cn}`,
-    ...extra,
-  ]);
-}
 
 /** Starts `docker-registry serve` with a private storage directory; the caller stops it. */
 export async function startRegistry(opts: RegistryOpts = {}): Promise<TestRegistry> {
@@ -124,33 +102,7 @@ export async function startRegistry(opts: RegistryOpts = {}): Promise<TestRegist
     tlsYaml = `  tls:\n    certificate: ${join(dir, 'tls.crt')}\n    key: ${join(dir, 'tls.key')}\n`;
     if (opts.clientCerts) {
       await selfSignedCert(join(dir, 'client-ca.key'), join(dir, 'client-ca.crt'), 'berth-client-ca');
-      await run('openssl', [
-        'req',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        join(dir, 'client.key'),
-        '-out',
-        join(dir, 'client.csr'),
-        '-subj',
-        '/CN=berth-client',
-      ]);
-      await run('openssl', [
-        'x509',
-        '-req',
-        '-in',
-        join(dir, 'client.csr'),
-        '-CA',
-        join(dir, 'client-ca.crt'),
-        '-CAkey',
-        join(dir, 'client-ca.key'),
-        '-CAcreateserial',
-        '-out',
-        join(dir, 'client.cert'),
-        '-days',
-        '2',
-      ]);
+      await signedCert(dir, { key: join(dir, 'client-ca.key'), cert: join(dir, 'client-ca.crt') }, 'client');
       tlsYaml += `    clientcas:\n      - ${join(dir, 'client-ca.crt')}\n`;
     }
   }

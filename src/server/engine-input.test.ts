@@ -132,3 +132,35 @@ test('engine API: a client that goes mid-stream, and an attach client that stops
   stuck.destroy();
   await alive();
 });
+
+test("engine API: exec resize sets the size of an exec's terminal", async () => {
+  const c = JSON.parse((await call('POST', '/containers/create', JSON.stringify({ Image: image, Cmd: ['sleep', '60'] }))).body) as {
+    Id: string;
+  };
+  assert.equal((await call('POST', `/containers/${c.Id}/start`)).status, 204);
+  const exec = JSON.parse(
+    (
+      await call(
+        'POST',
+        `/containers/${c.Id}/exec`,
+        JSON.stringify({ Cmd: ['sh', '-c', 'sleep 1; stty size'], Tty: true, AttachStdout: true }),
+      )
+    ).body,
+  ) as { Id: string };
+  const body = JSON.stringify({ Detach: false, Tty: true });
+  const sock = connect(daemon.sock);
+  let out = '';
+  sock.on('data', (d: Buffer) => {
+    out += d;
+  });
+  const closed = new Promise((resolve) => sock.on('close', resolve));
+  sock.write(
+    `POST /exec/${exec.Id}/start HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+  );
+  await sleep(400);
+  assert.equal((await call('POST', `/exec/${exec.Id}/resize?h=30&w=100`)).status, 200);
+  await closed;
+  assert.match(out, /^HTTP\/1.1 101 UPGRADED\r\n/);
+  assert.match(out, /\r\n\r\n30 100\r?\n$/);
+  assert.equal((await call('DELETE', `/containers/${c.Id}?force=1`)).status, 204);
+});

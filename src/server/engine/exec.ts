@@ -1,10 +1,14 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../errdefs/index.js';
 import type { Engine } from './engine.js';
-import { readJSON, sendEmpty, sendJSON } from './http.js';
+import { intValue, readJSON, sendEmpty, sendJSON } from './http.js';
 import type { Route, UpgradeRequest } from './router.js';
 import { frame, hijack, multiplexedStream, rawStream, type StreamConn, streamResponse, upgradeBody } from './streams.js';
+
+const run = promisify(execFile);
 
 /** One exec as docker keeps it: made by create, run once by start, inspected for its exit code. */
 interface ExecRecord {
@@ -113,6 +117,23 @@ async function runExec(e: Engine, x: ExecRecord, conn: StreamConn | undefined): 
   }
 }
 
+/**
+ * Sets the size of an exec's terminal: the pty script(1) lent runc is its child's stdin; runc
+ * takes the SIGWINCH the size change sends and resizes the container's own pty to match.
+ */
+async function resizeExec(x: ExecRecord, rows: number, cols: number): Promise<void> {
+  const pid = x.child?.pid;
+  if (!pid) return;
+  let child: string | undefined;
+  try {
+    child = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/)[0];
+  } catch {
+    return; // ended meanwhile
+  }
+  if (!child) return;
+  await run('stty', ['-F', `/proc/${child}/fd/0`, 'rows', String(rows), 'cols', String(cols)]).catch(() => {});
+}
+
 async function startExec(e: Engine, id: string, body: { Detach?: boolean; Tty?: boolean }, conn: () => StreamConn): Promise<void> {
   const x = execOf(e, id);
   if (x.started) throw new FailedPreconditionError(`exec ${id} has already been started`);
@@ -197,8 +218,11 @@ export const execRoutes: Route[] = [
   {
     method: 'POST',
     pattern: '/exec/{id}/resize',
-    handle: async (e, { res, params }) => {
-      execOf(e, params.id as string);
+    handle: async (e, { res, params, query }) => {
+      const x = execOf(e, params.id as string);
+      const rows = intValue(query, 'h', 0) as number;
+      const cols = intValue(query, 'w', 0) as number;
+      if (x.tty && x.running && rows > 0 && cols > 0) await resizeExec(x, rows, cols);
       sendEmpty(res, 200);
     },
   },

@@ -70,6 +70,19 @@ since = time.time() - 1
 c.containers.run(image, ["true"], remove=True, name="py-ev")
 events = c.events(since=since, until=time.time() + 1, decode=True, filters={"container": "py-ev"})
 out(events=[e["Action"] for e in events])
+ct = c.containers.run(image, ["sleep", "300"], detach=True, name="py-2")
+st = ct.stats(stream=False)
+ct.pause(); ct.reload(); paused = ct.status
+ct.unpause(); ct.reload()
+out(pids=st["pids_stats"]["current"], memory=st["memory_stats"]["usage"] > 0, paused=paused, after=ct.status)
+ct.remove(force=True)
+rs = c.containers.run(image, ["sh", "-c", "exit 1"], detach=True, restart_policy={"Name": "on-failure", "MaximumRetryCount": 1})
+for _ in range(100):
+    rs.reload()
+    if rs.attrs["RestartCount"] == 1 and rs.status == "exited": break
+    time.sleep(0.1)
+out(restarts=rs.attrs["RestartCount"], final=rs.status)
+rs.remove()
 `;
 
 function python(): Promise<{ [k: string]: unknown }[]> {
@@ -93,7 +106,7 @@ function python(): Promise<{ [k: string]: unknown }[]> {
 }
 
 test('docker-py drives berth daemon', async () => {
-  const [ping, pulled, run, exit, listed, exec, status, aux, loaded, df, events] = await python();
+  const [ping, pulled, run, exit, listed, exec, status, aux, loaded, df, events, paused, restarted] = await python();
   assert.deepEqual(ping, { ping: true });
   const config = await skopeoRaw(`docker://${image}`, 'config');
   const id = `sha256:${createHash('sha256').update(config).digest('hex')}`;
@@ -115,4 +128,6 @@ test('docker-py drives berth daemon', async () => {
     ((events?.events ?? []) as string[]).filter((a) => !a.startsWith('attach')),
     ['create', 'start', 'die', 'destroy'],
   );
+  assert.deepEqual(paused, { pids: 1, memory: true, paused: 'paused', after: 'running' });
+  assert.deepEqual(restarted, { restarts: 1, final: 'exited' });
 });

@@ -27,6 +27,9 @@ interface DContainer {
   exec(opts: object): Promise<{ start(opts: object): Promise<Stream>; inspect(): Promise<{ ExitCode: number | null; Running: boolean }> }>;
   stop(opts?: object): Promise<unknown>;
   remove(opts?: object): Promise<unknown>;
+  pause(): Promise<unknown>;
+  unpause(): Promise<unknown>;
+  stats(opts: { stream: false }): Promise<{ memory_stats: { usage: number }; pids_stats: { current: number } }>;
 }
 interface DImage {
   inspect(): Promise<{ Id: string; RepoTags: string[] }>;
@@ -47,6 +50,7 @@ interface Dockerode {
   createContainer(opts: object): Promise<DContainer>;
   loadImage(stream: Readable): Promise<Stream>;
   df(): Promise<{ Images: unknown[]; LayersSize: number }>;
+  getEvents(opts: object): Promise<Stream>;
   modem: {
     followProgress(s: Stream, done: (err: Error | null, out: { error?: string; status?: string }[]) => void): void;
     demuxStream(s: Stream, out: NodeJS.WritableStream, err: NodeJS.WritableStream): void;
@@ -147,6 +151,13 @@ test('dockerode drives berth daemon', async (t) => {
     const out = await collect(await exec.start({ hijack: true, stdin: false }));
     assert.equal(out.stdout, 'e\n');
     assert.deepEqual(await exec.inspect().then((x) => [x.ExitCode, x.Running]), [6, false]);
+    const stats = await c.stats({ stream: false });
+    assert.ok(stats.memory_stats.usage > 0);
+    assert.equal(stats.pids_stats.current, 1);
+    await c.pause();
+    assert.equal((await c.inspect()).State.Status, 'paused');
+    await c.unpause();
+    assert.equal((await c.inspect()).State.Status, 'running');
     await c.stop({ t: 1 });
     await assert.rejects(c.stop({ t: 1 }), /304/);
     assert.equal((await c.inspect()).State.Status, 'exited');
@@ -175,6 +186,22 @@ test('dockerode drives berth daemon', async (t) => {
       loaded.some((m) => (m as { stream?: string }).stream === `Loaded image: ${registry.host}/dode:v1\n`),
       JSON.stringify(loaded),
     );
+  });
+
+  await t.test('events since and until', async () => {
+    const since = Math.floor(Date.now() / 1000) - 1;
+    const c = await docker.createContainer({ Image: image, Cmd: ['true'], name: 'dode-ev' });
+    await c.start();
+    await c.wait({ condition: 'not-running' });
+    await c.remove();
+    const events = await docker.getEvents({ since, until: Math.floor(Date.now() / 1000) + 1, filters: { container: ['dode-ev'] } });
+    let text = '';
+    for await (const chunk of events) text += chunk;
+    const actions = text
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { Action: string }).Action);
+    assert.deepEqual(actions, ['create', 'start', 'die', 'destroy']);
   });
 
   await t.test('df', async () => {

@@ -75,6 +75,23 @@ export async function* diffTrees(lower: string | undefined, upper: string, opts:
   yield TAR_END;
 }
 
+/**
+ * One path — a file, a link, or a directory with everything under it — as a tar whose entries are
+ * named from `name` (what `docker cp` reads out of a container). Links are not followed.
+ */
+export async function* pathTar(path: string, name: string, opts: DiffOpts = {}): AsyncGenerator<Uint8Array> {
+  const w = new LayerWriter(opts);
+  const walk = async function* (host: string, rel: string): AsyncGenerator<Uint8Array> {
+    throwIfAborted(opts.signal);
+    const st = lstatOrUndefined(host);
+    if (!st) return;
+    yield* w.entry(rel, host, st);
+    if (st.isDirectory()) for (const n of sortedNames(host)) yield* walk(join(host, n), `${rel}/${n}`);
+  };
+  yield* walk(path, name);
+  yield TAR_END;
+}
+
 function byName(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }

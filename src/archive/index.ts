@@ -8,7 +8,7 @@ export {
   WHITEOUT_PREFIX,
 } from './apply.js';
 export { compress, decompress, decompressAny, detectCompression } from './compression.js';
-export { type DiffOpts, diffOverlay, diffTrees } from './diff.js';
+export { type DiffOpts, diffOverlay, diffTrees, pathTar } from './diff.js';
 export { canChown, copyEntry, deviceNumbers, isWhiteout, lstatOrUndefined, timesOf, xattrsOf } from './fs-meta.js';
 export { type EntryType, headerOf, type SparseSegment, type TarHeader } from './tar/header.js';
 export { parsePaxTime, type ReadTarOpts, readTar, type TarEntry } from './tar/reader.js';

@@ -1,9 +1,7 @@
-import { mkdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { diffTrees } from '../archive/index.js';
 import { applyChange, type CommitResult, commitImage, resolveImage } from '../images/index.js';
 import { hostPlatform, type ContainerConfig as ImageRunConfig, platformMatcher } from '../oci/index.js';
-import { isMountPoint, mountAll, unmount } from '../snapshots/index.js';
+import { withRootfs } from './archive.js';
 import type { ContainerContext } from './context.js';
 import { getContainer } from './lifecycle.js';
 
@@ -41,9 +39,7 @@ export async function commitContainer(
 
 /**
  * The container's filesystem as one tar, as `docker export` gives it: the image's layers with the
- * container's changes, without its mounts. A running container's root is read where it is
- * mounted; a stopped one's writable layer is mounted aside meanwhile, under the container's lock
- * so that it is not started at the same time. `sink` consumes the tar.
+ * container's changes, without its mounts. `sink` consumes the tar.
  */
 export async function exportContainerFs(
   ctx: ContainerContext,
@@ -51,21 +47,5 @@ export async function exportContainerFs(
   sink: (tar: AsyncIterable<Uint8Array>) => Promise<void>,
   opts: { signal?: AbortSignal } = {},
 ): Promise<void> {
-  const rec = await getContainer(ctx, ref);
-  const { rootfs, dir } = ctx.paths(rec.id);
-  if (isMountPoint(rootfs)) {
-    await sink(diffTrees(undefined, rootfs, opts));
-    return;
-  }
-  await ctx.locked(rec.id, async () => {
-    const target = join(dir, 'export');
-    mkdirSync(target, { recursive: true });
-    await mountAll(await ctx.snapshots(rec).mounts(rec.snapshotKey), target);
-    try {
-      await sink(diffTrees(undefined, target, opts));
-    } finally {
-      await unmount(target);
-      rmSync(target, { recursive: true, force: true });
-    }
-  });
+  await withRootfs(ctx, ref, (rootfs) => sink(diffTrees(undefined, rootfs, opts)));
 }

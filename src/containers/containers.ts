@@ -1,6 +1,7 @@
 import type { CommitResult, ResolvedImage } from '../images/index.js';
 import type { NamespaceScope } from '../metadata/index.js';
 import { type Attachment, attach, exitStatus, type LogRecord, type ReadLogOpts, type Runc, readLog, resize } from '../runtime/index.js';
+import { type PathStat, readPath, statPath, writePath } from './archive.js';
 import { commitContainer, exportContainerFs } from './commit.js';
 import { ContainerContext } from './context.js';
 import { createContainer } from './create.js';
@@ -143,6 +144,26 @@ export class Containers {
   /** The container's filesystem as one tar (docker export), handed to `sink`. */
   exportFs(ref: string, sink: (tar: AsyncIterable<Uint8Array>) => Promise<void>, opts: { signal?: AbortSignal } = {}): Promise<void> {
     return exportContainerFs(this.#ctx, ref, sink, opts);
+  }
+
+  /** docker cp's stat of a path in the container (links in its directory followed inside the root). */
+  statPath(ref: string, path: string): Promise<PathStat> {
+    return statPath(this.#ctx, ref, path);
+  }
+
+  /** A path of the container as a tar (docker cp out of it), handed to `sink` with its stat. */
+  readPath(
+    ref: string,
+    path: string,
+    sink: (stat: PathStat, tar: AsyncIterable<Uint8Array>) => Promise<void>,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<void> {
+    return readPath(this.#ctx, ref, path, sink, opts);
+  }
+
+  /** Extracts a tar into a directory of the container (docker cp into it), confined to that directory. */
+  writePath(ref: string, path: string, tar: AsyncIterable<Uint8Array>, opts: { signal?: AbortSignal } = {}): Promise<void> {
+    return writePath(this.#ctx, ref, path, tar, opts);
   }
 
   /** Disk usage: the writable layer (docker's SizeRw) and everything removing the container frees. */

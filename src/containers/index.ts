@@ -1,3 +1,4 @@
+export type { PathStat } from './archive.js';
 export { Containers } from './containers.js';
 export type { StartOpts, StartResult } from './lifecycle.js';
 export { loadSeccompProfile, parseBind } from './spec.js';

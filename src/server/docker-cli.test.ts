@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -115,6 +115,32 @@ for (const [client, bin] of Object.entries(dockerClis)) {
       await sleep(500);
       assert.ok((await ticks()) > frozen, 'output again after unpause');
       passes(await docker(['rm', '-f', name]), 'rm -f');
+    });
+
+    await t.test('cp into and out of a container, running and stopped', async () => {
+      const name = `cp-${tag}`;
+      passes(await docker(['run', '-d', '--name', name, image, 'sleep', '300']), 'run -d');
+      const local = join(work, `cp-${tag}`);
+      await mkdir(join(local, 'dir', 'sub'), { recursive: true });
+      await writeFile(join(local, 'note.txt'), 'from the host\n');
+      await writeFile(join(local, 'dir', 'sub', 'deep.txt'), 'deep\n');
+      passes(await docker(['cp', join(local, 'note.txt'), `${name}:/tmp/`]), 'cp in');
+      passes(await docker(['cp', join(local, 'dir'), `${name}:/tmp/dir`]), 'cp dir in');
+      assert.equal(
+        passes(await docker(['exec', name, 'cat', '/tmp/note.txt', '/tmp/dir/sub/deep.txt']), 'exec cat'),
+        'from the host\ndeep\n',
+      );
+      passes(await docker(['exec', name, 'sh', '-c', 'echo made inside > /tmp/inside.txt']), 'exec');
+      passes(await docker(['stop', '-t', '0', name]), 'stop');
+      passes(await docker(['cp', `${name}:/tmp/inside.txt`, join(local, 'out.txt')]), 'cp out of a stopped one');
+      assert.equal(await readFile(join(local, 'out.txt'), 'utf8'), 'made inside\n');
+      passes(await docker(['cp', `${name}:/tmp/dir`, join(local, 'dir-back')]), 'cp dir out');
+      assert.equal(await readFile(join(local, 'dir-back', 'sub', 'deep.txt'), 'utf8'), 'deep\n');
+      const missing = await docker(['cp', `${name}:/no/such/file`, local]);
+      assert.equal(missing.code, 1);
+      // 28 prints the daemon's message; 20.10 its own for the 404.
+      assert.match(missing.stderr, /Could not find the file \/no\/such\/file in container|No such container:path: .*:\/no\/such\/file/);
+      passes(await docker(['rm', name]), 'rm');
     });
 
     await t.test('a container the berth CLI started shows in docker ps', async () => {

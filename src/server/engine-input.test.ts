@@ -164,3 +164,13 @@ test("engine API: exec resize sets the size of an exec's terminal", async () => 
   assert.match(out, /\r\n\r\n30 100\r?\n$/);
   assert.equal((await call('DELETE', `/containers/${c.Id}?force=1`)).status, 204);
 });
+
+test('engine API: archive paths stay inside the container', async () => {
+  const c = JSON.parse((await call('POST', '/containers/create', JSON.stringify({ Image: image, Cmd: ['true'] }))).body) as { Id: string };
+  const out = await call('GET', `/containers/${c.Id}/archive?path=${encodeURIComponent('/../../../../etc/passwd')}`);
+  assert.equal(out.status, 200);
+  assert.match(out.body, /app:x:1000:1000:app user/, "the image's /etc/passwd, not the host's");
+  isError(await call('GET', `/containers/${c.Id}/archive?path=relative`), 400, /must be absolute/);
+  assert.equal((await call('HEAD', `/containers/${c.Id}/archive?path=/nope`)).status, 404);
+  assert.equal((await call('DELETE', `/containers/${c.Id}`)).status, 204);
+});

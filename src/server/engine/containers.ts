@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { CgroupStats, Container } from '../../containers/index.js';
+import { decompressAny } from '../../archive/index.js';
+import type { CgroupStats, Container, PathStat } from '../../containers/index.js';
 import { FailedPreconditionError, hasCode, InvalidArgumentError, NotFoundError } from '../../errdefs/index.js';
 import { formatReference, parseReference } from '../../oci/index.js';
 import { type Attachment, type AttachPacket, dockerTime, parseLogTime } from '../../runtime/index.js';
@@ -252,6 +253,40 @@ export const containerRoutes: Route[] = [
     },
   },
   {
+    method: 'HEAD',
+    pattern: '/containers/{id}/archive',
+    handle: async (e, { res, params, query }) => {
+      const stat = await e.containers.statPath(params.id as string, archivePath(query));
+      res.writeHead(200, { 'X-Docker-Container-Path-Stat': pathStatHeader(stat), 'Content-Type': 'application/json' });
+      res.end();
+    },
+  },
+  {
+    method: 'GET',
+    pattern: '/containers/{id}/archive',
+    handle: async (e, { req, res, params, query }) => {
+      const ac = new AbortController();
+      req.socket.once('close', () => ac.abort());
+      await e.containers.readPath(
+        params.id as string,
+        archivePath(query),
+        async (stat, tar) => {
+          res.writeHead(200, { 'X-Docker-Container-Path-Stat': pathStatHeader(stat), 'Content-Type': 'application/x-tar' });
+          await pipeline(Readable.from(tar), res);
+        },
+        { signal: ac.signal },
+      );
+    },
+  },
+  {
+    method: 'PUT',
+    pattern: '/containers/{id}/archive',
+    handle: async (e, { req, res, params, query }) => {
+      await e.containers.writePath(params.id as string, archivePath(query), decompressAny(req));
+      sendEmpty(res, 200);
+    },
+  },
+  {
     method: 'POST',
     pattern: '/containers/{id}/start',
     handle: async (e, { res, params }) => {
@@ -419,6 +454,14 @@ export const containerRoutes: Route[] = [
     },
   },
 ];
+
+function archivePath(q: URLSearchParams): string {
+  const path = q.get('path');
+  if (!path) throw new InvalidArgumentError('path is required');
+  return path;
+}
+
+const pathStatHeader = (stat: PathStat) => Buffer.from(JSON.stringify(stat)).toString('base64');
 
 /** A reading of a container that does not run: zeros, as dockerd sends. */
 function zeroStats(): CgroupStats {

@@ -8,6 +8,7 @@ import { createContainer } from './create.js';
 import { execArgs, top } from './exec.js';
 import { containerUsage, graphDriverData } from './inspect.js';
 import {
+  type ContainerUpdate,
   getContainer,
   killContainer,
   listContainers,
@@ -18,6 +19,7 @@ import {
   type StartResult,
   startContainer,
   stopContainer,
+  updateContainer,
   waitContainer,
 } from './lifecycle.js';
 import { type CgroupStats, cgroupPath, cgroupStats } from './stats.js';
@@ -108,6 +110,11 @@ export class Containers {
   /** A reading of a container's cgroup (memory, CPU time, pids), as docker's stats. */
   stats(rec: Container): CgroupStats {
     return cgroupStats(cgroupPath(rec.id));
+  }
+
+  /** Changes limits and the restart policy (docker update): recorded, and applied now when it runs. */
+  update(ref: string, update: ContainerUpdate): Promise<Container> {
+    return updateContainer(this.#ctx, ref, update);
   }
 
   /** Freezes a running container's processes (docker pause); `unpause` thaws them. */

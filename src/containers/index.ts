@@ -1,6 +1,6 @@
 export type { PathStat } from './archive.js';
 export { Containers } from './containers.js';
-export type { StartOpts, StartResult } from './lifecycle.js';
+export type { ContainerUpdate, StartOpts, StartResult } from './lifecycle.js';
 export { loadSeccompProfile, parseBind } from './spec.js';
 export type { CgroupStats } from './stats.js';
 export type {

@@ -9,7 +9,7 @@ import { isMountPoint, mountAll, unmount } from '../snapshots/index.js';
 import { cliEntry } from '../sys/index.js';
 import type { ContainerContext } from './context.js';
 import { containerSpec } from './spec.js';
-import type { Container, StoredContainerConfig } from './types.js';
+import type { Container, ContainerHostConfig, StoredContainerConfig } from './types.js';
 
 // A container's life: started by conmon (which runs `runc create`) and `runc start`; its state
 // reconciled from the monitor's files by whichever process looks next; stopped, killed, removed.
@@ -278,6 +278,37 @@ export async function pauseContainer(ctx: ContainerContext, ref: string, paused:
     const state = { ...rec.state, paused };
     ctx.ns.containers.setState(rec.id, state);
     return { ...rec, state };
+  });
+}
+
+/** What `update` may change: the resource limits and the restart policy. */
+export type ContainerUpdate = Partial<Pick<ContainerHostConfig, 'Memory' | 'NanoCpus' | 'PidsLimit' | 'RestartPolicy'>>;
+
+/**
+ * Changes a container's limits and restart policy (docker update): recorded for its next start,
+ * and applied now to a running one through runc. @throws InvalidArgumentError for a negative limit
+ */
+export async function updateContainer(ctx: ContainerContext, ref: string, update: ContainerUpdate): Promise<Container> {
+  for (const k of ['Memory', 'NanoCpus', 'PidsLimit'] as const) {
+    const v = update[k];
+    if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new InvalidArgumentError(`invalid ${k} ${v}`);
+  }
+  const found = ctx.find(ref);
+  return ctx.locked(found.id, async () => {
+    const rec = await refreshUnlocked(ctx, found.id);
+    const host = { ...rec.config.HostConfig, ...update };
+    if (rec.state.status === 'running') {
+      const flags: string[] = [];
+      if (update.Memory !== undefined) flags.push('--memory', String(update.Memory > 0 ? update.Memory : -1));
+      if (update.NanoCpus !== undefined) {
+        flags.push('--cpu-period', '100000', '--cpu-quota', String(update.NanoCpus > 0 ? Math.round(update.NanoCpus / 1e4) : -1));
+      }
+      if (update.PidsLimit !== undefined) flags.push('--pids-limit', String(update.PidsLimit > 0 ? update.PidsLimit : -1));
+      if (flags.length) await ctx.runc.update(rec.id, flags);
+    }
+    const config = { ...rec.config, HostConfig: host };
+    ctx.ns.containers.setConfig(rec.id, config);
+    return { ...rec, config };
   });
 }
 

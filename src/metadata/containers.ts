@@ -159,6 +159,16 @@ export class ContainerStore extends ScopedStore {
     });
   }
 
+  /** Replaces the config of container `id` (callers hold the container's lock). @throws NotFoundError */
+  setConfig(id: string, config: unknown): void {
+    this.db.immediate(() => {
+      const r = this.db
+        .stmt('UPDATE containers SET config = ?, updated_at = ? WHERE namespace = ? AND id = ?')
+        .run(JSON.stringify(config), Date.now(), this.namespace, id);
+      if (r.changes === 0) throw new NotFoundError(`No such container: ${id}`);
+    });
+  }
+
   /** @throws NotFoundError; AlreadyExistsError when the new name is taken */
   rename(id: string, name: string): void {
     validateContainerName(name);

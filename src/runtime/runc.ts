@@ -44,6 +44,11 @@ export class Runc {
     await this.#run(['kill', ...(opts.all ? ['--all'] : []), id, String(signal)], `runc kill "${id}"`);
   }
 
+  /** Changes a running container's cgroup limits (`--memory`, `--cpu-quota`, `--pids-limit`…). */
+  async update(id: string, flags: string[]): Promise<void> {
+    await this.#run(['update', ...flags, id], `runc update "${id}"`);
+  }
+
   /** Freezes every process of the container (the cgroup freezer). */
   async pause(id: string): Promise<void> {
     await this.#run(['pause', id], `runc pause "${id}"`);

@@ -89,7 +89,7 @@ for (const [client, bin] of Object.entries(dockerClis)) {
       assert.match(missing.stderr, new RegExp(`No such container: ${name}`));
     });
 
-    await t.test('stats: memory and pids from the cgroup', async () => {
+    await t.test('stats: memory and pids from the cgroup; update changes the limit', async () => {
       const name = `st-${tag}`;
       passes(await docker(['run', '-d', '--name', name, image, 'sh', '-c', 'sleep 300 & sleep 300 & wait']), 'run -d');
       const out = passes(await docker(['stats', '--no-stream', '--format', '{{.Name}} {{.MemUsage}} {{.PIDs}}', name]), 'stats');
@@ -97,6 +97,14 @@ for (const [client, bin] of Object.entries(dockerClis)) {
       assert.ok(m, out);
       assert.ok(Number(m[1]) > 0, out);
       assert.equal(m[3], '3', 'sh and its two sleeps');
+      // update: the new limit is the cgroup's at once, and recorded.
+      passes(await docker(['update', '--memory', '64m', '--restart', 'on-failure:3', name]), 'update');
+      const limited = passes(await docker(['stats', '--no-stream', '--format', '{{.MemUsage}}', name]), 'stats');
+      assert.match(limited.trim(), / \/ 64MiB$/);
+      assert.equal(
+        passes(await docker(['inspect', '--format', '{{.HostConfig.Memory}} {{.HostConfig.RestartPolicy.Name}}', name]), 'inspect').trim(),
+        '67108864 on-failure',
+      );
       passes(await docker(['rm', '-f', name]), 'rm -f');
     });
 

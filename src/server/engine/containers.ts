@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { decompressAny } from '../../archive/index.js';
-import type { CgroupStats, Container, PathStat } from '../../containers/index.js';
+import type { CgroupStats, Container, ContainerUpdate, PathStat } from '../../containers/index.js';
 import { FailedPreconditionError, hasCode, InvalidArgumentError, NotFoundError } from '../../errdefs/index.js';
 import { formatReference, parseReference } from '../../oci/index.js';
 import { type Attachment, type AttachPacket, dockerTime, parseLogTime } from '../../runtime/index.js';
@@ -11,7 +11,7 @@ import type { Engine } from './engine.js';
 import { boolValue, filterList, intValue, type Request, readJSON, sendEmpty, sendJSON } from './http.js';
 import type { Route, UpgradeRequest } from './router.js';
 import { frame, hijack, multiplexedStream, rawStream, type StreamConn, streamResponse, upgradeBody } from './streams.js';
-import { type CreateBody, containerItem, createOpts } from './views.js';
+import { type CreateBody, containerItem, createOpts, restartPolicy } from './views.js';
 
 const find = (e: Engine, ref: string): Container => e.containers.ns.containers.find(ref);
 
@@ -391,6 +391,26 @@ export const containerRoutes: Route[] = [
       },
     }),
   ),
+  {
+    method: 'POST',
+    pattern: '/containers/{id}/update',
+    handle: async (e, { req, res, params }) => {
+      const body = await readJSON<{
+        Memory: number;
+        NanoCpus: number;
+        PidsLimit: number | null;
+        RestartPolicy: { Name?: string; MaximumRetryCount?: number };
+      }>(req);
+      const update: ContainerUpdate = {};
+      if (body.Memory) update.Memory = body.Memory;
+      if (body.NanoCpus) update.NanoCpus = body.NanoCpus;
+      if (typeof body.PidsLimit === 'number' && body.PidsLimit !== 0) update.PidsLimit = Math.max(body.PidsLimit, 0);
+      if (body.RestartPolicy?.Name) update.RestartPolicy = restartPolicy(body.RestartPolicy);
+      const c = await e.containers.update(params.id as string, update);
+      e.events.container('update', c);
+      sendJSON(res, 200, { Warnings: [] });
+    },
+  },
   {
     method: 'POST',
     pattern: '/containers/{id}/rename',

@@ -104,6 +104,15 @@ function stringArray(v: unknown, what: string): string[] | undefined {
 
 const restartPolicies = ['', 'no', 'always', 'unless-stopped', 'on-failure'];
 
+/** docker's RestartPolicy, checked. @throws InvalidArgumentError */
+export function restartPolicy(p: { Name?: string; MaximumRetryCount?: number }): RestartPolicy {
+  const name = p.Name ?? '';
+  if (!restartPolicies.includes(name)) throw new InvalidArgumentError(`invalid restart policy "${name}"`);
+  const max = p.MaximumRetryCount ?? 0;
+  if (!Number.isInteger(max) || max < 0) throw new InvalidArgumentError(`invalid MaximumRetryCount ${max}`);
+  return { Name: name as RestartPolicy['Name'], MaximumRetryCount: max };
+}
+
 /** docker's create body as berth's create options. @throws InvalidArgumentError */
 export function createOpts(body: CreateBody, name: string | null): CreateContainerOpts {
   const h = body.HostConfig ?? {};
@@ -130,11 +139,9 @@ export function createOpts(body: CreateBody, name: string | null): CreateContain
   const groupAdd = stringArray(h.GroupAdd, 'HostConfig.GroupAdd');
   if (groupAdd) host.GroupAdd = groupAdd;
   if (h.RestartPolicy?.Name) {
-    if (!restartPolicies.includes(h.RestartPolicy.Name)) throw new InvalidArgumentError(`invalid restart policy "${h.RestartPolicy.Name}"`);
-    if (h.AutoRemove && h.RestartPolicy.Name !== 'no') {
+    if (h.AutoRemove && h.RestartPolicy.Name !== 'no')
       throw new InvalidArgumentError("can't create 'AutoRemove' container with restart policy");
-    }
-    host.RestartPolicy = { Name: h.RestartPolicy.Name as RestartPolicy['Name'], MaximumRetryCount: h.RestartPolicy.MaximumRetryCount ?? 0 };
+    host.RestartPolicy = restartPolicy(h.RestartPolicy);
   }
   const opts: CreateContainerOpts = { host };
   if (name) opts.name = name.replace(/^\//, '');

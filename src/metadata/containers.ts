@@ -151,20 +151,19 @@ export class ContainerStore extends ScopedStore {
 
   /** Replaces the state of container `id` (callers hold the container's lock). @throws NotFoundError */
   setState(id: string, state: ContainerState): void {
-    this.db.immediate(() => {
-      const r = this.db
-        .stmt('UPDATE containers SET state = ?, updated_at = ? WHERE namespace = ? AND id = ?')
-        .run(JSON.stringify(state), Date.now(), this.namespace, id);
-      if (r.changes === 0) throw new NotFoundError(`No such container: ${id}`);
-    });
+    this.#set(id, 'state', state);
   }
 
   /** Replaces the config of container `id` (callers hold the container's lock). @throws NotFoundError */
   setConfig(id: string, config: unknown): void {
+    this.#set(id, 'config', config);
+  }
+
+  #set(id: string, column: 'state' | 'config', value: unknown): void {
     this.db.immediate(() => {
       const r = this.db
-        .stmt('UPDATE containers SET config = ?, updated_at = ? WHERE namespace = ? AND id = ?')
-        .run(JSON.stringify(config), Date.now(), this.namespace, id);
+        .stmt(`UPDATE containers SET ${column} = ?, updated_at = ? WHERE namespace = ? AND id = ?`)
+        .run(JSON.stringify(value), Date.now(), this.namespace, id);
       if (r.changes === 0) throw new NotFoundError(`No such container: ${id}`);
     });
   }

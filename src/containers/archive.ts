@@ -1,6 +1,6 @@
 import { type BigIntStats, lstatSync, mkdirSync, readlinkSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { applyLayer, pathTar } from '../archive/index.js';
+import { applyLayer, isWhiteout, lstatOrUndefined, pathTar, readTar } from '../archive/index.js';
 import { InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
 import { resolveInRoot } from '../runtime/index.js';
 import { isMountPoint, mountAll, unmount } from '../snapshots/index.js';
@@ -116,4 +116,47 @@ export async function writePath(
     if (!st.isDirectory()) throw new InvalidArgumentError(`extraction point "${path}" is not a directory`);
     await applyLayer(host, tar, { whiteouts: 'remove', ...(opts.signal ? { signal: opts.signal } : {}) });
   });
+}
+
+/** One change of docker's `changes`: 0 modified, 1 added, 2 deleted. */
+export interface Change {
+  Path: string;
+  Kind: 0 | 1 | 2;
+}
+
+const whiteoutPrefix = '.wh.';
+const opaqueMarker = '.wh..wh..opq';
+
+/**
+ * What the container changed over its image (docker diff): the entries of its writable layer's
+ * diff, each an addition or a change by whether the image's layers hold the path, and its whiteouts
+ * as deletions.
+ */
+export async function containerChanges(ctx: ContainerContext, ref: string, opts: { signal?: AbortSignal } = {}): Promise<Change[]> {
+  const rec = await getContainer(ctx, ref);
+  const sn = ctx.snapshots(rec);
+  const parent = (await sn.stat(rec.snapshotKey)).parent;
+  const lowers = parent === undefined ? [] : sn.stackDirs(parent);
+  // The nearest layer that has the path, or hides it, decides (overlay layers; native: one whole tree).
+  const inImage = (rel: string): boolean => {
+    for (const dir of lowers) {
+      const st = lstatOrUndefined(join(dir, rel));
+      if (st) return !isWhiteout(st);
+      const slash = rel.lastIndexOf('/');
+      if (lstatOrUndefined(join(dir, rel.slice(0, slash + 1), `${whiteoutPrefix}${rel.slice(slash + 1)}`))) return false;
+    }
+    return false;
+  };
+  const out: Change[] = [];
+  for await (const entry of readTar(sn.diff(rec.snapshotKey, opts), opts)) {
+    const rel = entry.header.name.replace(/^\.\//, '').replace(/\/$/, '');
+    const name = basename(rel);
+    if (name === opaqueMarker) continue;
+    if (name.startsWith(whiteoutPrefix)) {
+      out.push({ Path: `/${join(dirname(rel), name.slice(whiteoutPrefix.length))}`.replace(/^\/\.\//, '/'), Kind: 2 });
+    } else {
+      out.push({ Path: `/${rel}`, Kind: inImage(rel) ? 0 : 1 });
+    }
+  }
+  return out;
 }

@@ -1,7 +1,7 @@
 import type { CommitResult, ResolvedImage } from '../images/index.js';
 import type { NamespaceScope } from '../metadata/index.js';
 import { type Attachment, attach, exitStatus, type LogRecord, type ReadLogOpts, type Runc, readLog, resize } from '../runtime/index.js';
-import { type PathStat, readPath, statPath, writePath } from './archive.js';
+import { type Change, containerChanges, type PathStat, readPath, statPath, writePath } from './archive.js';
 import { commitContainer, exportContainerFs } from './commit.js';
 import { ContainerContext } from './context.js';
 import { createContainer } from './create.js';
@@ -151,6 +151,11 @@ export class Containers {
   /** The container's filesystem as one tar (docker export), handed to `sink`. */
   exportFs(ref: string, sink: (tar: AsyncIterable<Uint8Array>) => Promise<void>, opts: { signal?: AbortSignal } = {}): Promise<void> {
     return exportContainerFs(this.#ctx, ref, sink, opts);
+  }
+
+  /** What the container changed over its image (docker diff). */
+  changes(ref: string, opts: { signal?: AbortSignal } = {}): Promise<Change[]> {
+    return containerChanges(this.#ctx, ref, opts);
   }
 
   /** docker cp's stat of a path in the container (links in its directory followed inside the root). */

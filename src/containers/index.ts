@@ -1,4 +1,4 @@
-export type { PathStat } from './archive.js';
+export type { Change, PathStat } from './archive.js';
 export { Containers } from './containers.js';
 export type { ContainerUpdate, StartOpts, StartResult } from './lifecycle.js';
 export { loadSeccompProfile, parseBind } from './spec.js';

@@ -139,6 +139,21 @@ for (const [client, bin] of Object.entries(dockerClis)) {
         'from the host\ndeep\n',
       );
       passes(await docker(['exec', name, 'sh', '-c', 'echo made inside > /tmp/inside.txt']), 'exec');
+      passes(await docker(['exec', name, 'sh', '-c', 'rm /etc/group && echo x >> /etc/passwd']), 'exec');
+      const diff = passes(await docker(['diff', name]), 'diff')
+        .trim()
+        .split('\n');
+      for (const line of [
+        'C /etc',
+        'C /etc/passwd',
+        'D /etc/group',
+        'C /tmp',
+        'A /tmp/inside.txt',
+        'A /tmp/note.txt',
+        'A /tmp/dir/sub/deep.txt',
+      ]) {
+        assert.ok(diff.includes(line), `${line} in ${JSON.stringify(diff)}`);
+      }
       passes(await docker(['stop', '-t', '0', name]), 'stop');
       passes(await docker(['cp', `${name}:/tmp/inside.txt`, join(local, 'out.txt')]), 'cp out of a stopped one');
       assert.equal(await readFile(join(local, 'out.txt'), 'utf8'), 'made inside\n');

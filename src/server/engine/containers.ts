@@ -253,6 +253,14 @@ export const containerRoutes: Route[] = [
     },
   },
   {
+    method: 'GET',
+    pattern: '/containers/{id}/changes',
+    handle: async (e, { res, params }) => {
+      const changes = await e.containers.changes(params.id as string);
+      sendJSON(res, 200, changes.length ? changes : null);
+    },
+  },
+  {
     method: 'HEAD',
     pattern: '/containers/{id}/archive',
     handle: async (e, { res, params, query }) => {

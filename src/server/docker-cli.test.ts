@@ -2,7 +2,7 @@
 // 20.10. Images come from the reference registry; skopeo reads what they push.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -326,4 +326,37 @@ test('berth daemon over tcp with TLS: the docker CLI with a client certificate g
     await tlsd.stop();
     await cleanupRoots([join(work, 'tls-root')]);
   }
+});
+
+test('berth daemon: docker login goes through it, and push and pull carry the credentials', async () => {
+  const secured = await startRegistry({ auth: { kind: 'htpasswd', user: 'alice', password: 's3cret' } });
+  const config = join(work, 'docker-config');
+  const docker = (args: string[], input?: string) =>
+    dockerCli(dockerClis['docker 28'], daemon.host, args, { config, ...(input ? { input } : {}) });
+  try {
+    const wrong = await docker(['login', '-u', 'alice', '--password-stdin', secured.host], 'wrong\n');
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /Error response from daemon: .*(401|unauthorized|denied)/i);
+    const login = await docker(['login', '-u', 'alice', '--password-stdin', secured.host], 's3cret\n');
+    assert.equal(login.code, 0, login.stderr);
+    assert.match(login.stdout, /Login Succeeded/);
+    const target = `${secured.host}/private:v1`;
+    passes(await docker(['tag', image, target]), 'tag');
+    assert.match(passes(await docker(['push', target]), 'push'), /v1: digest: sha256:/);
+    passes(await docker(['rmi', target]), 'rmi');
+    passes(await docker(['pull', target]), 'pull with credentials');
+    passes(await docker(['logout', secured.host]), 'logout');
+    passes(await docker(['rmi', target]), 'rmi');
+    const anonymous = await docker(['pull', target]);
+    assert.equal(anonymous.code, 1);
+    assert.match(anonymous.stderr, /401|unauthorized|authentication required|denied/i);
+  } finally {
+    await secured.stop();
+  }
+});
+
+test('berth daemon: its socket is 0660 and its pid file names it', async () => {
+  const st = statSync(daemon.sock);
+  assert.equal(st.mode & 0o777, 0o660);
+  assert.equal(readFileSync(join(work, 'run', 'berth.pid'), 'utf8').trim(), String(daemon.pid));
 });

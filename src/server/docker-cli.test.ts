@@ -3,38 +3,17 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pushBusyboxImage } from '../testutil/busybox.js';
 import { selfSignedCert, signedCert } from '../testutil/certs.js';
 import { berth, cleanupRoots, ok, type Result } from '../testutil/cli.js';
-import { type BerthDaemon, dockerCli, dockerClis, startBerthDaemon } from '../testutil/daemon.js';
+import { daemonFixture, dockerCli, dockerClis, startBerthDaemon } from '../testutil/daemon.js';
 import { skopeoRaw } from '../testutil/peers.js';
-import { freePort, startRegistry, type TestRegistry } from '../testutil/registry.js';
+import { freePort, startRegistry } from '../testutil/registry.js';
 
-let work: string;
-let root: string;
-let registry: TestRegistry;
-let daemon: BerthDaemon;
-let image: string;
-
-before(async () => {
-  work = await mkdtemp(join(tmpdir(), 'berth-daemon-'));
-  root = join(work, 'root');
-  registry = await startRegistry();
-  image = await pushBusyboxImage(work, registry.host, 'busybox');
-  daemon = await startBerthDaemon(root, join(work, 'run'));
-});
-
-after(async () => {
-  await daemon?.stop();
-  await cleanupRoots([root]);
-  await registry?.stop();
-  await rm(work, { recursive: true, force: true });
-});
+const fx = daemonFixture('daemon');
 
 const passes = (r: Result, what: string) => {
   assert.equal(r.code, 0, `${what}: exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
@@ -45,28 +24,28 @@ for (const [client, bin] of Object.entries(dockerClis)) {
   test(`${client} drives berth daemon`, async (t) => {
     assert.ok(existsSync(bin), `${bin} is missing: this machine kind has the docker CLI 28 there, and setup installs Debian's docker.io`);
     const tag = client.replace(/\W/g, '');
-    const docker = (args: string[], input?: string) => dockerCli(bin, daemon.host, args, input === undefined ? {} : { input });
+    const docker = (args: string[], input?: string) => dockerCli(bin, fx.daemon.host, args, input === undefined ? {} : { input });
 
     await t.test('pull, images and inspect: the ID is the config digest skopeo reads', async () => {
-      const out = passes(await docker(['pull', image]), 'pull');
+      const out = passes(await docker(['pull', fx.image]), 'pull');
       assert.match(out, /Status: (Downloaded newer image|Image is up to date) for /);
-      assert.match(passes(await docker(['images']), 'images'), new RegExp(`${registry.host}/busybox\\s+latest`));
-      const id = passes(await docker(['image', 'inspect', '--format', '{{.Id}}', image]), 'inspect').trim();
-      const config = await skopeoRaw(`docker://${image}`, 'config');
+      assert.match(passes(await docker(['images']), 'images'), new RegExp(`${fx.registry.host}/busybox\\s+latest`));
+      const id = passes(await docker(['image', 'inspect', '--format', '{{.Id}}', fx.image]), 'inspect').trim();
+      const config = await skopeoRaw(`docker://${fx.image}`, 'config');
       assert.equal(id, `sha256:${createHash('sha256').update(config).digest('hex')}`);
     });
 
     await t.test('run: output, exit code, stdin', async () => {
-      assert.equal(passes(await docker(['run', '--rm', image, 'echo', 'hi']), 'run'), 'hi\n');
-      const three = await docker(['run', '--rm', image, 'sh', '-c', 'echo err >&2; exit 3']);
+      assert.equal(passes(await docker(['run', '--rm', fx.image, 'echo', 'hi']), 'run'), 'hi\n');
+      const three = await docker(['run', '--rm', fx.image, 'sh', '-c', 'echo err >&2; exit 3']);
       assert.equal(three.code, 3);
       assert.equal(three.stderr, 'err\n');
-      assert.equal(passes(await docker(['run', '-i', '--rm', image, 'cat'], 'input-data\n'), 'run -i'), 'input-data\n');
+      assert.equal(passes(await docker(['run', '-i', '--rm', fx.image, 'cat'], 'input-data\n'), 'run -i'), 'input-data\n');
     });
 
     await t.test('run -d, ps, logs, exec, stop, rm', async () => {
       const name = `web-${tag}`;
-      const id = passes(await docker(['run', '-d', '--name', name, image, 'sh', '-c', 'echo started; exec sleep 300']), 'run -d').trim();
+      const id = passes(await docker(['run', '-d', '--name', name, fx.image, 'sh', '-c', 'echo started; exec sleep 300']), 'run -d').trim();
       assert.match(id, /^[0-9a-f]{64}$/);
       assert.match(passes(await docker(['ps']), 'ps'), new RegExp(`${id.slice(0, 12)}.*Up .*${name}`));
       let logs = '';
@@ -80,7 +59,7 @@ for (const [client, bin] of Object.entries(dockerClis)) {
       assert.equal(ex.stdout, 'in-exec\n');
       assert.equal(passes(await docker(['exec', '-i', name, 'cat'], 'to-exec\n'), 'exec -i'), 'to-exec\n');
       // The berth CLI on the same root sees the container the daemon started.
-      assert.match(ok(await berth(root, ['ps']), 'berth ps').stdout, new RegExp(name));
+      assert.match(ok(await berth(fx.root, ['ps']), 'berth ps').stdout, new RegExp(name));
       assert.equal(passes(await docker(['stop', '-t', '1', name]), 'stop').trim(), name);
       assert.match(passes(await docker(['ps', '-a', '--filter', `name=${name}`]), 'ps -a'), /Exited \(137\)/);
       assert.equal(passes(await docker(['rm', name]), 'rm').trim(), name);
@@ -91,7 +70,7 @@ for (const [client, bin] of Object.entries(dockerClis)) {
 
     await t.test('stats: memory and pids from the cgroup; update changes the limit', async () => {
       const name = `st-${tag}`;
-      passes(await docker(['run', '-d', '--name', name, image, 'sh', '-c', 'sleep 300 & sleep 300 & wait']), 'run -d');
+      passes(await docker(['run', '-d', '--name', name, fx.image, 'sh', '-c', 'sleep 300 & sleep 300 & wait']), 'run -d');
       const out = passes(await docker(['stats', '--no-stream', '--format', '{{.Name}} {{.MemUsage}} {{.PIDs}}', name]), 'stats');
       const m = new RegExp(`^${name} ([\\d.]+)([KMG]i?B) / \\S+ (\\d+)$`).exec(out.trim());
       assert.ok(m, out);
@@ -110,7 +89,7 @@ for (const [client, bin] of Object.entries(dockerClis)) {
 
     await t.test('pause freezes a container and unpause thaws it', async () => {
       const name = `pz-${tag}`;
-      passes(await docker(['run', '-d', '--name', name, image, 'sh', '-c', 'while true; do echo tick; sleep 0.05; done']), 'run -d');
+      passes(await docker(['run', '-d', '--name', name, fx.image, 'sh', '-c', 'while true; do echo tick; sleep 0.05; done']), 'run -d');
       await sleep(300);
       passes(await docker(['pause', name]), 'pause');
       assert.match(passes(await docker(['ps', '--filter', `name=${name}`]), 'ps'), /Up .* \(Paused\)/);
@@ -127,8 +106,8 @@ for (const [client, bin] of Object.entries(dockerClis)) {
 
     await t.test('cp into and out of a container, running and stopped', async () => {
       const name = `cp-${tag}`;
-      passes(await docker(['run', '-d', '--name', name, image, 'sleep', '300']), 'run -d');
-      const local = join(work, `cp-${tag}`);
+      passes(await docker(['run', '-d', '--name', name, fx.image, 'sleep', '300']), 'run -d');
+      const local = join(fx.work, `cp-${tag}`);
       await mkdir(join(local, 'dir', 'sub'), { recursive: true });
       await writeFile(join(local, 'note.txt'), 'from the host\n');
       await writeFile(join(local, 'dir', 'sub', 'deep.txt'), 'deep\n');
@@ -168,15 +147,15 @@ for (const [client, bin] of Object.entries(dockerClis)) {
 
     await t.test('a container the berth CLI started shows in docker ps', async () => {
       const name = `cli-${tag}`;
-      ok(await berth(root, ['run', '-d', '--name', name, image, 'sleep', '300']), 'berth run -d');
+      ok(await berth(fx.root, ['run', '-d', '--name', name, fx.image, 'sleep', '300']), 'berth run -d');
       assert.match(passes(await docker(['ps']), 'ps'), new RegExp(name));
       passes(await docker(['rm', '-f', name]), 'rm -f');
-      assert.doesNotMatch(ok(await berth(root, ['ps', '-a']), 'berth ps').stdout, new RegExp(name));
+      assert.doesNotMatch(ok(await berth(fx.root, ['ps', '-a']), 'berth ps').stdout, new RegExp(name));
     });
 
     await t.test('tag and push: skopeo reads the pushed manifest', async () => {
-      const target = `${registry.host}/pushed-${tag}:v1`;
-      passes(await docker(['tag', image, target]), 'tag');
+      const target = `${fx.registry.host}/pushed-${tag}:v1`;
+      passes(await docker(['tag', fx.image, target]), 'tag');
       const out = passes(await docker(['push', target]), 'push');
       const digest = /v1: digest: (sha256:[0-9a-f]{64}) size: \d+/.exec(out)?.[1];
       assert.ok(digest, out);
@@ -185,10 +164,10 @@ for (const [client, bin] of Object.entries(dockerClis)) {
     });
 
     await t.test('save, rmi and load', async () => {
-      const name = `${registry.host}/saved-${tag}:v1`;
-      passes(await docker(['tag', image, name]), 'tag');
+      const name = `${fx.registry.host}/saved-${tag}:v1`;
+      passes(await docker(['tag', fx.image, name]), 'tag');
       const id = passes(await docker(['image', 'inspect', '--format', '{{.Id}}', name]), 'inspect').trim();
-      const file = join(work, `saved-${tag}.tar`);
+      const file = join(fx.work, `saved-${tag}.tar`);
       passes(await docker(['save', '-o', file, name]), 'save');
       assert.match(passes(await docker(['rmi', name]), 'rmi'), new RegExp(`Untagged: ${name}`));
       assert.equal((await docker(['image', 'inspect', name])).code, 1);
@@ -204,7 +183,7 @@ for (const [client, bin] of Object.entries(dockerClis)) {
     await t.test('events: a run --rm is created, started, dies and is destroyed', async () => {
       const since = Math.floor(Date.now() / 1000) - 1;
       const name = `ev-${tag}`;
-      passes(await docker(['run', '--rm', '--name', name, image, 'true']), 'run');
+      passes(await docker(['run', '--rm', '--name', name, fx.image, 'true']), 'run');
       const until = Math.floor(Date.now() / 1000) + 1;
       const out = passes(
         await docker([
@@ -231,7 +210,7 @@ for (const [client, bin] of Object.entries(dockerClis)) {
 
     await t.test('restart policy on-failure:2 runs it three times', async () => {
       const name = `rs-${tag}`;
-      passes(await docker(['run', '-d', '--name', name, '--restart', 'on-failure:2', image, 'sh', '-c', 'exit 1']), 'run');
+      passes(await docker(['run', '-d', '--name', name, '--restart', 'on-failure:2', fx.image, 'sh', '-c', 'exit 1']), 'run');
       let state = '';
       for (let i = 0; i < 100; i++) {
         state = passes(await docker(['inspect', '--format', '{{.RestartCount}} {{.State.Status}}', name]), 'inspect').trim();
@@ -247,7 +226,7 @@ for (const [client, bin] of Object.entries(dockerClis)) {
     });
 
     await t.test('run pulls an image the daemon lacks (create answers 404)', async () => {
-      const other = `${registry.host}/busybox:latest`;
+      const other = `${fx.registry.host}/busybox:latest`;
       passes(await docker(['rmi', other]), 'rmi');
       const r = await docker(['run', '--rm', other, 'echo', 'pulled']);
       assert.equal(r.code, 0, r.stderr);
@@ -258,16 +237,19 @@ for (const [client, bin] of Object.entries(dockerClis)) {
 }
 
 test('berth daemon: containers outlive it, and one daemon holds a root', async () => {
-  const docker = (args: string[]) => dockerCli(dockerClis['docker 28'], daemon.host, args);
-  const id = passes(await docker(['run', '-d', '--name', 'survivor', image, 'sh', '-c', 'echo before; exec sleep 300']), 'run -d').trim();
-  const second = await startBerthDaemon(root, join(work, 'run2')).then(
+  const docker = (args: string[]) => dockerCli(dockerClis['docker 28'], fx.daemon.host, args);
+  const id = passes(
+    await docker(['run', '-d', '--name', 'survivor', fx.image, 'sh', '-c', 'echo before; exec sleep 300']),
+    'run -d',
+  ).trim();
+  const second = await startBerthDaemon(fx.root, join(fx.work, 'run2')).then(
     (d) => d,
     (err: Error) => err,
   );
   assert.ok(second instanceof Error, 'a second daemon on the same root must refuse');
   assert.match(second.message, /another berth daemon is running on root/);
-  assert.equal(await daemon.stop('SIGTERM'), 0);
-  daemon = await startBerthDaemon(root, join(work, 'run'));
+  assert.equal(await fx.daemon.stop('SIGTERM'), 0);
+  fx.daemon = await startBerthDaemon(fx.root, join(fx.work, 'run'));
   assert.match(passes(await docker(['ps']), 'ps'), new RegExp(`${id.slice(0, 12)}.*Up .*survivor`));
   assert.equal(passes(await docker(['logs', 'survivor']), 'logs'), 'before\n');
   assert.equal(passes(await docker(['exec', 'survivor', 'echo', 'after']), 'exec'), 'after\n');
@@ -279,20 +261,20 @@ test('berth daemon: containers outlive it, and one daemon holds a root', async (
 });
 
 test('berth daemon refuses plain tcp on a non-loopback address', async () => {
-  const r = await berth(root, ['daemon', '-H', 'tcp://0.0.0.0:2375', '-H', `unix://${join(work, 'never.sock')}`]);
+  const r = await berth(fx.root, ['daemon', '-H', 'tcp://0.0.0.0:2375', '-H', `unix://${join(fx.work, 'never.sock')}`]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /refusing plain tcp on "tcp:\/\/0.0.0.0:2375"/);
 });
 
 test('berth daemon over tcp with TLS: the docker CLI with a client certificate gets in, one without does not', async () => {
-  const dir = join(work, 'tls');
+  const dir = join(fx.work, 'tls');
   await mkdir(dir, { recursive: true });
   const ca = { key: join(dir, 'ca.key'), cert: join(dir, 'ca.pem') };
   await selfSignedCert(ca.key, ca.cert, 'berth-test-ca');
   const server = await signedCert(dir, ca, 'server', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth');
   const client = await signedCert(dir, ca, 'client', 'extendedKeyUsage=clientAuth');
   const port = await freePort();
-  const tlsd = await startBerthDaemon(join(work, 'tls-root'), join(dir, 'run'), [
+  const tlsd = await startBerthDaemon(join(fx.work, 'tls-root'), join(dir, 'run'), [
     '-H',
     `tcp://127.0.0.1:${port}`,
     '--tlsverify',
@@ -324,15 +306,15 @@ test('berth daemon over tcp with TLS: the docker CLI with a client certificate g
     assert.match(withoutCert.stderr, /certificate|tls|handshake/i);
   } finally {
     await tlsd.stop();
-    await cleanupRoots([join(work, 'tls-root')]);
+    await cleanupRoots([join(fx.work, 'tls-root')]);
   }
 });
 
 test('berth daemon: docker login goes through it, and push and pull carry the credentials', async () => {
   const secured = await startRegistry({ auth: { kind: 'htpasswd', user: 'alice', password: 's3cret' } });
-  const config = join(work, 'docker-config');
+  const config = join(fx.work, 'docker-config');
   const docker = (args: string[], input?: string) =>
-    dockerCli(dockerClis['docker 28'], daemon.host, args, { config, ...(input ? { input } : {}) });
+    dockerCli(dockerClis['docker 28'], fx.daemon.host, args, { config, ...(input ? { input } : {}) });
   try {
     const wrong = await docker(['login', '-u', 'alice', '--password-stdin', secured.host], 'wrong\n');
     assert.equal(wrong.code, 1);
@@ -341,7 +323,7 @@ test('berth daemon: docker login goes through it, and push and pull carry the cr
     assert.equal(login.code, 0, login.stderr);
     assert.match(login.stdout, /Login Succeeded/);
     const target = `${secured.host}/private:v1`;
-    passes(await docker(['tag', image, target]), 'tag');
+    passes(await docker(['tag', fx.image, target]), 'tag');
     assert.match(passes(await docker(['push', target]), 'push'), /v1: digest: sha256:/);
     passes(await docker(['rmi', target]), 'rmi');
     passes(await docker(['pull', target]), 'pull with credentials');
@@ -356,7 +338,7 @@ test('berth daemon: docker login goes through it, and push and pull carry the cr
 });
 
 test('berth daemon: its socket is 0660 and its pid file names it', async () => {
-  const st = statSync(daemon.sock);
+  const st = statSync(fx.daemon.sock);
   assert.equal(st.mode & 0o777, 0o660);
-  assert.equal(readFileSync(join(work, 'run', 'berth.pid'), 'utf8').trim(), String(daemon.pid));
+  assert.equal(readFileSync(join(fx.work, 'run', 'berth.pid'), 'utf8').trim(), String(fx.daemon.pid));
 });

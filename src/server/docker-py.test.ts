@@ -2,36 +2,11 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, test } from 'node:test';
-import { pushBusyboxImage } from '../testutil/busybox.js';
-import { cleanupRoots } from '../testutil/cli.js';
-import { type BerthDaemon, startBerthDaemon } from '../testutil/daemon.js';
+import { test } from 'node:test';
+import { daemonFixture } from '../testutil/daemon.js';
 import { skopeoRaw } from '../testutil/peers.js';
-import { startRegistry, type TestRegistry } from '../testutil/registry.js';
 
-let work: string;
-let root: string;
-let registry: TestRegistry;
-let daemon: BerthDaemon;
-let image: string;
-
-before(async () => {
-  work = await mkdtemp(join(tmpdir(), 'berth-docker-py-'));
-  root = join(work, 'root');
-  registry = await startRegistry();
-  image = await pushBusyboxImage(work, registry.host, 'busybox');
-  daemon = await startBerthDaemon(root, join(work, 'run'));
-});
-
-after(async () => {
-  await daemon?.stop();
-  await cleanupRoots([root]);
-  await registry?.stop();
-  await rm(work, { recursive: true, force: true });
-});
+const fx = daemonFixture('docker-py');
 
 // One script, each step printing a JSON line the test checks.
 const script = `
@@ -89,8 +64,8 @@ function python(): Promise<{ [k: string]: unknown }[]> {
   return new Promise((resolve, reject) => {
     execFile(
       '/usr/bin/python3',
-      ['-c', script, image, `${registry.host}/py:v1`],
-      { env: { ...process.env, DOCKER_HOST: daemon.host }, timeout: 120_000 },
+      ['-c', script, fx.image, `${fx.registry.host}/py:v1`],
+      { env: { ...process.env, DOCKER_HOST: fx.daemon.host }, timeout: 120_000 },
       (err, stdout, stderr) => {
         if (err) reject(new Error(`docker-py: ${err.message}\n${stdout}\n${stderr}`));
         else
@@ -108,7 +83,7 @@ function python(): Promise<{ [k: string]: unknown }[]> {
 test('docker-py drives berth daemon', async () => {
   const [ping, pulled, run, exit, listed, exec, status, aux, loaded, df, events, paused, restarted] = await python();
   assert.deepEqual(ping, { ping: true });
-  const config = await skopeoRaw(`docker://${image}`, 'config');
+  const config = await skopeoRaw(`docker://${fx.image}`, 'config');
   const id = `sha256:${createHash('sha256').update(config).digest('hex')}`;
   assert.equal(pulled?.pulled, id);
   assert.deepEqual(pulled?.listed, [id]);
@@ -117,12 +92,12 @@ test('docker-py drives berth daemon', async () => {
   assert.deepEqual(listed, { listed: ['py'], logs: 'started\n' });
   assert.deepEqual(exec, { exec_code: 4, exec_out: 'in-exec\n' });
   assert.deepEqual(status, { status: 'exited' });
-  const manifest = await skopeoRaw(`docker://${registry.host}/py:v1`, 'manifest');
+  const manifest = await skopeoRaw(`docker://${fx.registry.host}/py:v1`, 'manifest');
   assert.deepEqual(aux, {
     aux: { Tag: 'v1', Digest: `sha256:${createHash('sha256').update(manifest).digest('hex')}`, Size: manifest.length },
   });
   // The loaded image is the one busybox:latest names too: it has both tags, as with docker.
-  assert.deepEqual(((loaded?.loaded ?? []) as string[]).sort(), [`${registry.host}/busybox:latest`, `${registry.host}/py:v1`]);
+  assert.deepEqual(((loaded?.loaded ?? []) as string[]).sort(), [`${fx.registry.host}/busybox:latest`, `${fx.registry.host}/py:v1`]);
   assert.deepEqual(df, { df_images: 1 });
   assert.deepEqual(
     ((events?.events ?? []) as string[]).filter((a) => !a.startsWith('attach')),

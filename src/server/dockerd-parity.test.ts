@@ -2,41 +2,24 @@
 // exit codes and outputs must be the same, which shows the other daemon tests describe docker's
 // behaviour, not berth's.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { after, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pushBusyboxImage } from '../testutil/busybox.js';
-import { cleanupRoots } from '../testutil/cli.js';
-import { type BerthDaemon, dockerCli, dockerClis, startBerthDaemon } from '../testutil/daemon.js';
+import { daemonFixture, dockerCli, dockerClis } from '../testutil/daemon.js';
 import { type Dockerd, startDockerd } from '../testutil/dockerd.js';
-import { startRegistry, type TestRegistry } from '../testutil/registry.js';
 
-let work: string;
-let root: string;
-let registry: TestRegistry;
-let berthd: BerthDaemon;
 let dockerd: Dockerd;
-let image: string;
-
-before(async () => {
-  work = await mkdtemp(join(tmpdir(), 'berth-parity-'));
-  root = join(work, 'root');
-  registry = await startRegistry();
-  image = await pushBusyboxImage(work, registry.host, 'busybox');
-  berthd = await startBerthDaemon(root, join(work, 'run'));
-  const d = await startDockerd(join(work, 'dockerd'));
-  if ('unavailable' in d) throw new Error(d.unavailable);
-  dockerd = d;
+const fx = daemonFixture('parity', {
+  ready: async (f) => {
+    const d = await startDockerd(join(f.work, 'dockerd'));
+    if ('unavailable' in d) throw new Error(d.unavailable);
+    dockerd = d;
+  },
 });
 
 after(async () => {
-  await berthd?.stop();
   await dockerd?.stop();
-  await cleanupRoots([root]);
-  await registry?.stop();
-  await rm(work, { recursive: true, force: true });
 });
 
 /** What a user sees of each step: its exit code and output. */
@@ -47,13 +30,13 @@ async function transcript(host: string, runArgs: string[]): Promise<string[]> {
     out.push(`${args[0]} ${r.code} ${JSON.stringify(r.stdout)}`);
     return r;
   };
-  const note = join(work, 'note.txt');
+  const note = join(fx.work, 'note.txt');
   await writeFile(note, 'from the host\n');
-  await docker(['pull', '-q', image]);
-  await docker(['run', '--rm', ...runArgs, image, 'echo', 'hi']);
-  await docker(['run', '--rm', ...runArgs, image, 'sh', '-c', 'echo out; exit 3']);
-  await docker(['run', '-i', '--rm', ...runArgs, image, 'cat'], 'input-data\n');
-  await docker(['run', '-d', '--name', 'par', ...runArgs, image, 'sh', '-c', 'echo started; exec sleep 300']).then((r) => {
+  await docker(['pull', '-q', fx.image]);
+  await docker(['run', '--rm', ...runArgs, fx.image, 'echo', 'hi']);
+  await docker(['run', '--rm', ...runArgs, fx.image, 'sh', '-c', 'echo out; exit 3']);
+  await docker(['run', '-i', '--rm', ...runArgs, fx.image, 'cat'], 'input-data\n');
+  await docker(['run', '-d', '--name', 'par', ...runArgs, fx.image, 'sh', '-c', 'echo started; exec sleep 300']).then((r) => {
     out.pop(); // the ID differs
     out.push(`run -d ${r.code}`);
   });
@@ -77,13 +60,14 @@ async function transcript(host: string, runArgs: string[]): Promise<string[]> {
   });
   await docker(['rm', 'par']);
   await docker(['rm', 'par']);
-  await docker(['image', 'inspect', '--format', '{{.Id}} {{.Os}} {{.Architecture}}', image]);
+  await docker(['image', 'inspect', '--format', '{{.Id}} {{.Os}} {{.Architecture}}', fx.image]);
   return out;
 }
 
 test('the docker CLI sees the same from berth daemon as from dockerd', async () => {
-  const fromBerth = await transcript(berthd.host, []);
+  const fromBerth = await transcript(fx.daemon.host, []);
   // The private dockerd runs without its bridge network.
   const fromDockerd = await transcript(`unix://${dockerd.sock}`, ['--network', 'none']);
+  await dockerd.stop();
   assert.deepEqual(fromBerth, fromDockerd);
 });

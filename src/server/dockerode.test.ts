@@ -2,18 +2,12 @@
 // true/false booleans, a 200 attach without Upgrade, filters as arrays, options echoed in the query).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pushBusyboxImage } from '../testutil/busybox.js';
-import { cleanupRoots } from '../testutil/cli.js';
-import { type BerthDaemon, startBerthDaemon } from '../testutil/daemon.js';
+import { daemonFixture } from '../testutil/daemon.js';
 import { skopeoRaw } from '../testutil/peers.js';
-import { startRegistry, type TestRegistry } from '../testutil/registry.js';
 
 // dockerode ships no types: the calls used here, as it documents them.
 interface Stream extends Readable {}
@@ -58,27 +52,11 @@ interface Dockerode {
 }
 const Docker = createRequire(import.meta.url)('dockerode') as new (opts: { socketPath: string }) => Dockerode;
 
-let work: string;
-let root: string;
-let registry: TestRegistry;
-let daemon: BerthDaemon;
-let image: string;
 let docker: Dockerode;
-
-before(async () => {
-  work = await mkdtemp(join(tmpdir(), 'berth-dockerode-'));
-  root = join(work, 'root');
-  registry = await startRegistry();
-  image = await pushBusyboxImage(work, registry.host, 'busybox');
-  daemon = await startBerthDaemon(root, join(work, 'run'));
-  docker = new Docker({ socketPath: daemon.sock });
-});
-
-after(async () => {
-  await daemon?.stop();
-  await cleanupRoots([root]);
-  await registry?.stop();
-  await rm(work, { recursive: true, force: true });
+const fx = daemonFixture('dockerode', {
+  ready: async (f) => {
+    docker = new Docker({ socketPath: f.daemon.sock });
+  },
 });
 
 const progress = (s: Stream) =>
@@ -108,19 +86,19 @@ test('dockerode drives berth daemon', async (t) => {
   });
 
   await t.test('pull, list with filters, inspect: the ID is the config digest skopeo reads', async () => {
-    const msgs = await progress(await docker.pull(image));
+    const msgs = await progress(await docker.pull(fx.image));
     assert.ok(!msgs.some((m) => m.error), JSON.stringify(msgs));
-    const list = await docker.listImages({ filters: { reference: [`${registry.host}/busybox`] } });
+    const list = await docker.listImages({ filters: { reference: [`${fx.registry.host}/busybox`] } });
     assert.equal(list.length, 1);
-    const config = await skopeoRaw(`docker://${image}`, 'config');
+    const config = await skopeoRaw(`docker://${fx.image}`, 'config');
     const id = `sha256:${createHash('sha256').update(config).digest('hex')}`;
     assert.equal(list[0]?.Id, id);
-    assert.equal((await docker.getImage(image).inspect()).Id, id);
-    assert.equal((await docker.getImage(image).history())[0]?.Id, id);
+    assert.equal((await docker.getImage(fx.image).inspect()).Id, id);
+    assert.equal((await docker.getImage(fx.image).history())[0]?.Id, id);
   });
 
   await t.test('create, attach (200, no upgrade), start, wait: output and exit code', async () => {
-    const c = await docker.createContainer({ Image: image, Cmd: ['sh', '-c', 'echo out; echo err >&2; exit 5'], Tty: false });
+    const c = await docker.createContainer({ Image: fx.image, Cmd: ['sh', '-c', 'echo out; echo err >&2; exit 5'], Tty: false });
     const stream = await c.attach({ stream: true, stdout: true, stderr: true });
     const output = collect(stream);
     await c.start();
@@ -132,7 +110,7 @@ test('dockerode drives berth daemon', async (t) => {
   });
 
   await t.test('attach with hijack and stdin', async () => {
-    const c = await docker.createContainer({ Image: image, Cmd: ['cat'], OpenStdin: true, StdinOnce: true, Tty: false });
+    const c = await docker.createContainer({ Image: fx.image, Cmd: ['cat'], OpenStdin: true, StdinOnce: true, Tty: false });
     const stream = await c.attach({ stream: true, stdin: true, stdout: true, stderr: true, hijack: true });
     const output = collect(stream);
     await c.start();
@@ -143,7 +121,7 @@ test('dockerode drives berth daemon', async (t) => {
   });
 
   await t.test('run detached, list, exec exit code, stop (304 is an error to dockerode), remove', async () => {
-    const c = await docker.createContainer({ Image: image, Cmd: ['sleep', '300'], name: 'dode' });
+    const c = await docker.createContainer({ Image: fx.image, Cmd: ['sleep', '300'], name: 'dode' });
     await c.start();
     const running = await docker.listContainers();
     assert.ok(running.some((x) => x.Id === c.id && x.Names[0] === '/dode' && x.State === 'running'));
@@ -166,31 +144,31 @@ test('dockerode drives berth daemon', async (t) => {
   });
 
   await t.test('tag, push (skopeo reads it), get and load, remove', async () => {
-    const img = docker.getImage(image);
-    await img.tag({ repo: `${registry.host}/dode`, tag: 'v1' });
-    const msgs = await progress(await docker.getImage(`${registry.host}/dode:v1`).push({ tag: 'v1' }));
+    const img = docker.getImage(fx.image);
+    await img.tag({ repo: `${fx.registry.host}/dode`, tag: 'v1' });
+    const msgs = await progress(await docker.getImage(`${fx.registry.host}/dode:v1`).push({ tag: 'v1' }));
     assert.ok(!msgs.some((m) => m.error), JSON.stringify(msgs));
-    const manifest = await skopeoRaw(`docker://${registry.host}/dode:v1`, 'manifest');
+    const manifest = await skopeoRaw(`docker://${fx.registry.host}/dode:v1`, 'manifest');
     const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
     assert.ok(
       msgs.some((m) => m.status === `v1: digest: ${digest} size: ${manifest.length}`),
       JSON.stringify(msgs),
     );
-    const tar = await docker.getImage(`${registry.host}/dode:v1`).get();
+    const tar = await docker.getImage(`${fx.registry.host}/dode:v1`).get();
     const chunks: Buffer[] = [];
     for await (const c of tar) chunks.push(c as Buffer);
-    const removed = await docker.getImage(`${registry.host}/dode:v1`).remove();
-    assert.deepEqual(removed[0], { Untagged: `${registry.host}/dode:v1` });
+    const removed = await docker.getImage(`${fx.registry.host}/dode:v1`).remove();
+    assert.deepEqual(removed[0], { Untagged: `${fx.registry.host}/dode:v1` });
     const loaded = await progress(await docker.loadImage(Readable.from([Buffer.concat(chunks)])));
     assert.ok(
-      loaded.some((m) => (m as { stream?: string }).stream === `Loaded image: ${registry.host}/dode:v1\n`),
+      loaded.some((m) => (m as { stream?: string }).stream === `Loaded image: ${fx.registry.host}/dode:v1\n`),
       JSON.stringify(loaded),
     );
   });
 
   await t.test('events since and until', async () => {
     const since = Math.floor(Date.now() / 1000) - 1;
-    const c = await docker.createContainer({ Image: image, Cmd: ['true'], name: 'dode-ev' });
+    const c = await docker.createContainer({ Image: fx.image, Cmd: ['true'], name: 'dode-ev' });
     await c.start();
     await c.wait({ condition: 'not-running' });
     await c.remove();
@@ -212,7 +190,7 @@ test('dockerode drives berth daemon', async (t) => {
 
   await t.test('restart policy always brings a container back until it is stopped', async () => {
     const c = await docker.createContainer({
-      Image: image,
+      Image: fx.image,
       Cmd: ['sh', '-c', 'sleep 0.2'],
       HostConfig: { RestartPolicy: { Name: 'always' } },
     });

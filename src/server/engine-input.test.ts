@@ -2,38 +2,18 @@
 // error, and the daemon goes on answering with its memory bounded.
 import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pushBusyboxImage } from '../testutil/busybox.js';
-import { berth, cleanupRoots, ok } from '../testutil/cli.js';
-import { type BerthDaemon, startBerthDaemon } from '../testutil/daemon.js';
-import { startRegistry, type TestRegistry } from '../testutil/registry.js';
+import { berth, ok } from '../testutil/cli.js';
+import { daemonFixture } from '../testutil/daemon.js';
 
-let work: string;
-let root: string;
-let registry: TestRegistry;
-let daemon: BerthDaemon;
-let image: string;
-
-before(async () => {
-  work = await mkdtemp(join(tmpdir(), 'berth-engine-input-'));
-  root = join(work, 'root');
-  registry = await startRegistry();
-  image = await pushBusyboxImage(work, registry.host, 'busybox');
-  ok(await berth(root, ['pull', '-q', image]), 'pull');
-  daemon = await startBerthDaemon(root, join(work, 'run'));
-});
-
-after(async () => {
-  await daemon?.stop();
-  await cleanupRoots([root]);
-  await registry?.stop();
-  await rm(work, { recursive: true, force: true });
+const fx = daemonFixture('engine-input', {
+  ready: async (f) => {
+    ok(await berth(f.root, ['pull', '-q', f.image]), 'pull');
+  },
 });
 
 interface Answer {
@@ -44,7 +24,7 @@ interface Answer {
 
 function call(method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: daemon.sock, method, path, headers }, (res) => {
+    const req = request({ socketPath: fx.daemon.sock, method, path, headers }, (res) => {
       let text = '';
       res.on('data', (d: Buffer) => {
         text += d;
@@ -69,9 +49,9 @@ test('engine API: bad requests get clear errors', async () => {
   isError(await call('POST', '/containers/create', '{"Image": "x",', { 'Content-Type': 'application/json' }), 400, /invalid JSON body/);
   isError(await call('POST', '/containers/create', '[1,2]'), 400, /want an object/);
   isError(await call('POST', '/containers/create', '{}'), 400, /an image is required/);
-  isError(await call('POST', '/containers/create', JSON.stringify({ Image: image, Cmd: 'x'.repeat(2 << 20) })), 400, /larger than/);
-  isError(await call('POST', '/containers/create', JSON.stringify({ Image: `${registry.host}/absent:1` })), 404, /No such image/);
-  isError(await call('POST', '/containers/create', JSON.stringify({ Image: image, Env: 'A=1' })), 400, /Env: want an array/);
+  isError(await call('POST', '/containers/create', JSON.stringify({ Image: fx.image, Cmd: 'x'.repeat(2 << 20) })), 400, /larger than/);
+  isError(await call('POST', '/containers/create', JSON.stringify({ Image: `${fx.registry.host}/absent:1` })), 404, /No such image/);
+  isError(await call('POST', '/containers/create', JSON.stringify({ Image: fx.image, Env: 'A=1' })), 400, /Env: want an array/);
   isError(await call('GET', '/v1.99/version'), 400, /client version 1.99 is too new\. Maximum supported API version is 1\.\d+/);
   isError(await call('GET', '/v1.12/version'), 400, /client version 1.12 is too old/);
   isError(await call('GET', '/no/such/endpoint'), 404, /page not found/);
@@ -88,7 +68,7 @@ test('engine API: bad requests get clear errors', async () => {
     assert.equal(a.type, 'application/json');
   }
   isError(await call('GET', '/containers/%zz/json'), 400, /invalid escape/);
-  isError(await call('POST', '/containers/create?name=a%2Fb', JSON.stringify({ Image: image })), 400, /name/);
+  isError(await call('POST', '/containers/create?name=a%2Fb', JSON.stringify({ Image: fx.image })), 400, /name/);
   await alive();
 });
 
@@ -98,12 +78,12 @@ test('engine API: a client that goes mid-stream, and an attach client that stops
       await call(
         'POST',
         '/containers/create?name=noisy',
-        JSON.stringify({ Image: image, Cmd: ['sh', '-c', 'yes 0123456789012345678901234567890123456789'] }),
+        JSON.stringify({ Image: fx.image, Cmd: ['sh', '-c', 'yes 0123456789012345678901234567890123456789'] }),
       )
     ).body,
   ) as { Id: string };
   // A hijacked attach that never reads a byte.
-  const stuck = connect(daemon.sock);
+  const stuck = connect(fx.daemon.sock);
   stuck.write(
     `POST /containers/${created.Id}/attach?stream=1&stdout=1&stderr=1 HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\r\n`,
   );
@@ -112,7 +92,7 @@ test('engine API: a client that goes mid-stream, and an attach client that stops
   assert.equal((await call('POST', `/containers/${created.Id}/start`)).status, 204);
   // A follower that leaves after the first bytes.
   await new Promise<void>((resolve) => {
-    const req = request({ socketPath: daemon.sock, path: `/containers/${created.Id}/logs?follow=1&stdout=1` }, (res) => {
+    const req = request({ socketPath: fx.daemon.sock, path: `/containers/${created.Id}/logs?follow=1&stdout=1` }, (res) => {
       res.once('data', () => {
         req.destroy();
         resolve();
@@ -120,11 +100,11 @@ test('engine API: a client that goes mid-stream, and an attach client that stops
     });
     req.end();
   });
-  const log = join(root, 'containers', 'default', created.Id, 'container.log');
+  const log = join(fx.root, 'containers', 'default', created.Id, 'container.log');
   const before = statSync(log).size;
   await sleep(4000);
   assert.ok(statSync(log).size > before + (16 << 20), 'conmon keeps writing the log while the attach client is stuck');
-  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${daemon.pid}/status`, 'utf8'))?.[1]) / 1024;
+  const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${fx.daemon.pid}/status`, 'utf8'))?.[1]) / 1024;
   assert.ok(rss < 200, `daemon RSS ${rss.toFixed(0)} MiB`);
   await alive();
   isError(await call('DELETE', `/containers/${created.Id}`), 409, /container is running/);
@@ -134,7 +114,7 @@ test('engine API: a client that goes mid-stream, and an attach client that stops
 });
 
 test("engine API: exec resize sets the size of an exec's terminal", async () => {
-  const c = JSON.parse((await call('POST', '/containers/create', JSON.stringify({ Image: image, Cmd: ['sleep', '60'] }))).body) as {
+  const c = JSON.parse((await call('POST', '/containers/create', JSON.stringify({ Image: fx.image, Cmd: ['sleep', '60'] }))).body) as {
     Id: string;
   };
   assert.equal((await call('POST', `/containers/${c.Id}/start`)).status, 204);
@@ -148,7 +128,7 @@ test("engine API: exec resize sets the size of an exec's terminal", async () => 
     ).body,
   ) as { Id: string };
   const body = JSON.stringify({ Detach: false, Tty: true });
-  const sock = connect(daemon.sock);
+  const sock = connect(fx.daemon.sock);
   let out = '';
   sock.on('data', (d: Buffer) => {
     out += d;
@@ -166,7 +146,9 @@ test("engine API: exec resize sets the size of an exec's terminal", async () => 
 });
 
 test('engine API: archive paths stay inside the container', async () => {
-  const c = JSON.parse((await call('POST', '/containers/create', JSON.stringify({ Image: image, Cmd: ['true'] }))).body) as { Id: string };
+  const c = JSON.parse((await call('POST', '/containers/create', JSON.stringify({ Image: fx.image, Cmd: ['true'] }))).body) as {
+    Id: string;
+  };
   const out = await call('GET', `/containers/${c.Id}/archive?path=${encodeURIComponent('/../../../../etc/passwd')}`);
   assert.equal(out.status, 200);
   assert.match(out.body, /app:x:1000:1000:app user/, "the image's /etc/passwd, not the host's");

@@ -2,39 +2,15 @@
 // and started again tells the truth about every container.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pushBusyboxImage } from '../testutil/busybox.js';
-import { cleanupRoots } from '../testutil/cli.js';
-import { type BerthDaemon, dockerCli, dockerClis, startBerthDaemon } from '../testutil/daemon.js';
-import { startRegistry, type TestRegistry } from '../testutil/registry.js';
+import { daemonFixture, dockerCli, dockerClis, startBerthDaemon } from '../testutil/daemon.js';
 
-let work: string;
-let root: string;
-let registry: TestRegistry;
-let daemon: BerthDaemon;
-let image: string;
+const fx = daemonFixture('daemon-load');
 
-before(async () => {
-  work = await mkdtemp(join(tmpdir(), 'berth-daemon-load-'));
-  root = join(work, 'root');
-  registry = await startRegistry();
-  image = await pushBusyboxImage(work, registry.host, 'busybox');
-  daemon = await startBerthDaemon(root, join(work, 'run'));
-});
-
-after(async () => {
-  await daemon?.stop('SIGKILL');
-  await cleanupRoots([root]);
-  await registry?.stop();
-  await rm(work, { recursive: true, force: true });
-});
-
-const docker = (args: string[]) => dockerCli(dockerClis['docker 28'], daemon.host, args, { timeout: 120_000 });
+const docker = (args: string[]) => dockerCli(dockerClis['docker 28'], fx.daemon.host, args, { timeout: 120_000 });
 
 interface Listed {
   Id: string;
@@ -43,7 +19,7 @@ interface Listed {
 
 function list(): Promise<{ status: number; items: Listed[] }> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: daemon.sock, path: '/v1.43/containers/json?all=1' }, (res) => {
+    const req = request({ socketPath: fx.daemon.sock, path: '/v1.43/containers/json?all=1' }, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => {
         body += d;
@@ -69,8 +45,8 @@ async function states(ids: string[]): Promise<Map<string, { status: string; pid:
 }
 
 test('load: 50 concurrent docker run -d beside 200 listings; then SIGKILL mid-load and a restart', async () => {
-  assert.equal((await docker(['pull', '-q', image])).code, 0);
-  const runs = Array.from({ length: 50 }, () => docker(['run', '-d', image, 'sleep', '300']));
+  assert.equal((await docker(['pull', '-q', fx.image])).code, 0);
+  const runs = Array.from({ length: 50 }, () => docker(['run', '-d', fx.image, 'sleep', '300']));
   const lists = Array.from({ length: 200 }, async (_, i) => {
     await sleep(i * 20);
     return list();
@@ -84,11 +60,11 @@ test('load: 50 concurrent docker run -d beside 200 listings; then SIGKILL mid-lo
   for (const id of ids) assert.equal(listed.find((c) => c.Id === id)?.State, 'running', `${id} is listed running`);
 
   // Kill the daemon while twenty more runs are in flight.
-  const more = Array.from({ length: 20 }, () => docker(['run', '-d', image, 'sleep', '300']));
+  const more = Array.from({ length: 20 }, () => docker(['run', '-d', fx.image, 'sleep', '300']));
   await sleep(1500);
-  await daemon.stop('SIGKILL');
+  await fx.daemon.stop('SIGKILL');
   const outcome = await Promise.all(more);
-  daemon = await startBerthDaemon(root, join(work, 'run'));
+  fx.daemon = await startBerthDaemon(fx.root, join(fx.work, 'run'));
   const after = (await list()).items;
   // Every container a client was told about is there, and running.
   for (const id of [...ids, ...outcome.filter((r) => r.code === 0).map((r) => r.stdout.trim())]) {

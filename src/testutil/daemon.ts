@@ -2,11 +2,15 @@
 // clients that drive it.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { berthMain, type Result } from './cli.js';
+import { pushBusyboxImage } from './busybox.js';
+import { berthMain, cleanupRoots, type Result } from './cli.js';
+import { type RegistryOpts, startRegistry, type TestRegistry } from './registry.js';
 
 export interface BerthDaemon {
   sock: string;
@@ -97,4 +101,41 @@ export function dockerCli(
       resolve({ code, stdout, stderr });
     }),
   );
+}
+
+/** What a daemon test works with; filled in by the `before` hook {@link daemonFixture} registers. */
+export interface DaemonFixture {
+  work: string;
+  root: string;
+  registry: TestRegistry;
+  /** `REGISTRY/busybox:latest`, pushed by skopeo. */
+  image: string;
+  daemon: BerthDaemon;
+}
+
+/**
+ * Registers the hooks of a daemon test file: a work directory, the reference registry with the
+ * busybox image pushed, and `berth daemon` on a fresh root (its socket in `<work>/run`), then
+ * `ready`; all gone after. (The file's own `before` hooks may run before this one has finished.)
+ */
+export function daemonFixture(
+  name: string,
+  opts: { registry?: RegistryOpts; ready?: (f: DaemonFixture) => Promise<void> } = {},
+): DaemonFixture {
+  const f = {} as DaemonFixture;
+  before(async () => {
+    f.work = await mkdtemp(join(tmpdir(), `berth-${name}-`));
+    f.root = join(f.work, 'root');
+    f.registry = await startRegistry(opts.registry);
+    f.image = await pushBusyboxImage(f.work, f.registry.host, 'busybox');
+    f.daemon = await startBerthDaemon(f.root, join(f.work, 'run'));
+    await opts.ready?.(f);
+  });
+  after(async () => {
+    await f.daemon?.stop('SIGKILL');
+    if (f.root) await cleanupRoots([f.root]);
+    await f.registry?.stop();
+    if (f.work) await rm(f.work, { recursive: true, force: true });
+  });
+  return f;
 }

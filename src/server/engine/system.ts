@@ -114,7 +114,7 @@ export const systemRoutes: Route[] = [
         ContainerdCommit: { ID: '' },
         RuncCommit: { ID: '' },
         InitCommit: { ID: '' },
-        SecurityOptions: ['name=seccomp,profile=builtin', `name=cgroupns`],
+        SecurityOptions: ['name=seccomp,profile=builtin'],
         Warnings: [],
       });
     },

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { hasCode, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
-import { pull, push, type TransferEvent } from '../images/index.js';
+import { doneStatus, pull, push, shortLayerId, type TransferEvent } from '../images/index.js';
 import { familiarString, formatReference, isLayer, parsePlatform, parseReference, type Reference } from '../oci/index.js';
 import { CredentialStore, Repository, Session } from '../remotes/index.js';
 import type { Berth } from '../services/index.js';
@@ -18,27 +18,18 @@ function registryOptions(cmd: Command): Command {
     .option('--hosts-dir <dir>', "containerd's certs.d directory for hosts.toml (default: /etc/berth/certs.d, /etc/containerd/certs.d)");
 }
 
-const short = (digest: string) => digest.slice(digest.indexOf(':') + 1, digest.indexOf(':') + 13);
-
 /** Renders pull and push events as docker does: a line per layer, by short digest. */
 function transferView(quiet: boolean, verb: 'pull' | 'push'): (e: TransferEvent) => void {
   const view = new ProgressView({ quiet });
-  const statuses = {
-    downloaded: 'Pull complete',
-    exists: verb === 'pull' ? 'Already exists' : 'Layer already exists',
-    pushed: 'Pushed',
-    mounted: 'Mounted from another repository',
-    skipped: 'Skipped',
-  } as const;
   return (e) => {
     if (e.type === 'resolved' || !isLayer(e.desc.mediaType)) return;
-    const id = short(e.desc.digest);
+    const id = shortLayerId(e.desc.digest);
     if (e.type === 'progress') view.update({ ref: id, offset: e.offset, total: e.total }, id);
     else if (e.type === 'waiting') view.update({ ref: id, offset: 0, total: e.desc.size }, `${id} (another pull has it)`);
     else if (e.type === 'retrying') view.update({ ref: id, offset: 0, total: e.desc.size }, `${id} (retrying: ${e.error})`);
     else if (e.type === 'done') {
       view.update({ ref: id, offset: e.desc.size, total: e.desc.size }, id);
-      view.finish(id, statuses[e.status]);
+      view.finish(id, doneStatus(verb, e.status));
     }
   };
 }

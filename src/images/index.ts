@@ -14,7 +14,15 @@ export { type ArchiveEntry, type LoadedImage, type LoadOpts, loadArchive } from 
 export { type PullOpts, type PullResult, pull } from './pull.js';
 export { type PushOpts, type PushResult, push } from './push.js';
 export { type ArchiveFile, archiveFiles, type SaveOpts, tarFiles } from './save.js';
-export { distributionSourceLabel, fetchInto, mapLimit, type TransferEvent, type TransferOpts } from './transfer.js';
+export {
+  distributionSourceLabel,
+  doneStatus,
+  fetchInto,
+  mapLimit,
+  shortLayerId,
+  type TransferEvent,
+  type TransferOpts,
+} from './transfer.js';
 export { snapshotResource, type UnpackEvent, type UnpackOpts, type UnpackResult, unpack, unpackUnderLease } from './unpack.js';
 export { type ImageUsage, imageUsage, type LayerUsage, type StoreUsage, type UsageStores } from './usage.js';
 export { type ChainLink, verifyImage } from './verify.js';

@@ -21,6 +21,25 @@ export interface TransferOpts {
   attempts?: number;
 }
 
+/** docker's word for a layer whose transfer ended, as `docker pull` and `docker push` print it. */
+export function doneStatus(verb: 'pull' | 'push', status: Extract<TransferEvent, { type: 'done' }>['status']): string {
+  switch (status) {
+    case 'downloaded':
+      return 'Pull complete';
+    case 'exists':
+      return verb === 'pull' ? 'Already exists' : 'Layer already exists';
+    case 'pushed':
+      return 'Pushed';
+    case 'mounted':
+      return 'Mounted from another repository';
+    case 'skipped':
+      return 'Skipped';
+  }
+}
+
+/** The 12 hex digits docker names a layer by in progress lines. */
+export const shortLayerId = (digest: string) => digest.slice(digest.indexOf(':') + 1, digest.indexOf(':') + 13);
+
 /** The label containerd puts on pulled content: which repository of a registry it came from. */
 export const distributionSourceLabel = (domain: string) => `containerd.io/distribution.source.${domain}`;
 

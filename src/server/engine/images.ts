@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { decompressAny, readTar } from '../../archive/index.js';
 import { FailedPreconditionError, hasCode, InvalidArgumentError, NotFoundError, NotImplementedError } from '../../errdefs/index.js';
-import { archiveFiles, pull, push, type TransferEvent, tarFiles } from '../../images/index.js';
+import { archiveFiles, doneStatus, pull, push, shortLayerId, type TransferEvent, tarFiles } from '../../images/index.js';
 import {
   familiarName,
   familiarString,
@@ -31,21 +31,12 @@ import { boolValue, filterList, MessageStream, sendEmpty, sendJSON } from './htt
 import type { Route } from './router.js';
 import { imageItems } from './views.js';
 
-const short = (digest: string) => digest.slice(digest.indexOf(':') + 1, digest.indexOf(':') + 13);
-
 /** Pull and push progress as docker's JSON messages: one `id` per layer (its short digest). */
 function transferMessages(stream: MessageStream, verb: 'pull' | 'push'): (e: TransferEvent) => void {
-  const statuses = {
-    downloaded: 'Pull complete',
-    exists: verb === 'pull' ? 'Already exists' : 'Layer already exists',
-    pushed: 'Pushed',
-    mounted: 'Mounted from another repository',
-    skipped: 'Skipped',
-  } as const;
   const started = new Set<string>();
   return (e) => {
     if (e.type === 'resolved' || !isLayer(e.desc.mediaType)) return;
-    const id = short(e.desc.digest);
+    const id = shortLayerId(e.desc.digest);
     if (!started.has(id)) {
       started.add(id);
       stream.send({ status: verb === 'pull' ? 'Pulling fs layer' : 'Preparing', progressDetail: {}, id });
@@ -58,7 +49,7 @@ function transferMessages(stream: MessageStream, verb: 'pull' | 'push'): (e: Tra
       });
     } else if (e.type === 'waiting') stream.send({ status: 'Waiting', progressDetail: {}, id });
     else if (e.type === 'retrying') stream.send({ status: `Retrying (${e.error})`, progressDetail: {}, id });
-    else if (e.type === 'done') stream.send({ status: statuses[e.status], progressDetail: {}, id });
+    else if (e.type === 'done') stream.send({ status: doneStatus(verb, e.status), progressDetail: {}, id });
   };
 }
 

@@ -63,6 +63,17 @@ async function assertWhole(root: string, ref: string, file: string, text: string
 
 const delays = [150, 250, 400, 700];
 
+/** Kill points spread over a measured uninterrupted run of `args`, so a fast machine still sees
+ * kills in the middle of the work rather than only after it finished. */
+async function delaysFor(args: string[], prepare: (root: string) => Promise<void>): Promise<number[]> {
+  const root = await newRoot();
+  await prepare(root);
+  const start = performance.now();
+  ok(await berth(root, args), args.join(' '));
+  const ms = performance.now() - start;
+  return [0.35, 0.5, 0.65, 0.8].map((f) => Math.round(ms * f));
+}
+
 describe('gc under concurrency and crashes', () => {
   test('rmi + gc in one process while another pulls an image sharing layers, repeated', async () => {
     const root = await newRoot();
@@ -112,9 +123,12 @@ describe('gc under concurrency and crashes', () => {
 
   test('SIGKILL during unpack, then fsck and unpack again', async () => {
     killed = 0;
-    for (const ms of delays) {
-      const root = await newRoot();
+    const pullNoUnpack = async (root: string) => {
       ok(await berth(root, ['pull', '-q', '--no-unpack', A]), 'pull --no-unpack');
+    };
+    for (const ms of await delaysFor(['image', 'unpack', A], pullNoUnpack)) {
+      const root = await newRoot();
+      await pullNoUnpack(root);
       await killAfter(root, ['image', 'unpack', A], ms);
       await assertNoDamage(root, `unpack killed after ${ms} ms`);
       ok(await berth(root, ['image', 'unpack', A]), 'unpack again');

@@ -10,9 +10,11 @@ cd "$(dirname "$0")/.."
 # time (peak memory in benchmarks); for containers: runc (the OCI runtime), conmon (the monitor that
 # outlives the CLI), tini (`run --init`), procps (`top`), bsdutils (`script`: a pty for `exec -t`
 # without a terminal) and busybox-static (the tests' image); docker.io (a Docker engine the archive
-# tests start on a private root and socket: docker save/load against berth's; its CLI 20.10 drives berth's daemon) and
-# python3-docker (docker-py, a client of the daemon).
-deb_packages=(g++ make python3 coreutils time openssl zstd docker-registry skopeo umoci containerd runc conmon tini procps bsdutils busybox-static docker.io python3-docker)
+# tests start on a private root and socket: docker save/load against berth's; its CLI 20.10 drives berth's daemon),
+# python3-docker (docker-py, a client of the daemon) and docker-compose (1.29, driven through the daemon); for
+# networks: containernetworking-plugins (the CNI plugins: bridge, host-local, portmap, loopback), iptables (the
+# networks' forwarding, isolation and masquerading rules) and iproute2 (`ip netns`).
+deb_packages=(g++ make python3 coreutils time openssl zstd docker-registry skopeo umoci containerd runc conmon tini procps bsdutils busybox-static docker.io python3-docker docker-compose containernetworking-plugins iptables iproute2)
 missing=()
 for p in "${deb_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,8 +1,9 @@
 // docker's create and run flags, and their translation into the containers service's options.
 import { readFileSync } from 'node:fs';
 import { type Command, Option } from 'commander';
-import type { CreateContainerOpts } from '../containers/index.js';
+import { type CreateContainerOpts, parseMountFlag } from '../containers/index.js';
 import { InvalidArgumentError } from '../errdefs/index.js';
+import { mergePorts, parsePublish } from '../network/index.js';
 import { collect, parseKeyValues } from './output.js';
 
 /** Commands whose arguments after the first operand belong to the container (docker's `run IMAGE CMD…`). */
@@ -16,9 +17,20 @@ export interface CreateFlags {
   user?: string;
   entrypoint?: string;
   volume?: string[];
+  mount?: string[];
+  volumesFrom?: string[];
   tmpfs?: string[];
   hostname?: string;
-  network: string;
+  network?: string;
+  networkAlias?: string[];
+  ip?: string;
+  publish?: string[];
+  publishAll?: boolean;
+  expose?: string[];
+  addHost?: string[];
+  dns?: string[];
+  dnsSearch?: string[];
+  dnsOption?: string[];
   memory?: string;
   cpus?: string;
   pidsLimit?: string;
@@ -53,14 +65,21 @@ export function createOptions(cmd: Command): Command {
     .option('-w, --workdir <dir>', 'the working directory inside the container')
     .option('-u, --user <user>', 'NAME|UID[:GROUP|GID]')
     .option('--entrypoint <command>', "replace the image's entrypoint")
-    .option('-v, --volume <HOST:CONTAINER[:ro]>', 'bind-mount a host path', collect)
+    .option('-v, --volume <SOURCE:CONTAINER[:ro]>', 'bind-mount a host path, or mount a named volume (made when missing)', collect)
+    .option('--mount <type=volume|bind|tmpfs,source=…,target=…>', 'a mount, docker --mount syntax', collect)
+    .option('--volumes-from <container[:ro|rw]>', "mount another container's volumes", collect)
     .option('--tmpfs <path[:options]>', 'mount a tmpfs', collect)
     .option('--hostname <name>', 'the container host name')
-    .addOption(
-      new Option('--network <mode>', 'none: a network namespace with only lo; host: the host network')
-        .choices(['none', 'host'])
-        .default('none'),
-    )
+    .option('--network <network>', "bridge (the default), a network's name, none, host or container:NAME|ID")
+    .option('--network-alias <alias>', 'another name for the container on its user network', collect)
+    .option('--ip <address>', 'a fixed IPv4 address on its user network')
+    .option('-p, --publish <[ip:][hostPort:]containerPort[/proto]>', "publish a container's port on the host", collect)
+    .option('-P, --publish-all', 'publish every exposed port on a random host port')
+    .option('--expose <port[/proto]>', 'expose a port (for -P)', collect)
+    .option('--add-host <host:ip>', 'add a line to /etc/hosts', collect)
+    .option('--dns <ip>', 'a DNS server for /etc/resolv.conf', collect)
+    .option('--dns-search <domain>', 'a DNS search domain', collect)
+    .option('--dns-option <option>', 'a resolv.conf option', collect)
     .option('-m, --memory <bytes>', 'memory limit (b, k, m, g)')
     .option('--cpus <n>', 'number of CPUs (a fraction is fine)')
     .option('--pids-limit <n>', 'process limit')
@@ -126,8 +145,16 @@ export function createOpts(flags: CreateFlags, command: string[]): CreateContain
     labels: parseKeyValues(flags.label ?? []),
     host: {
       Binds: flags.volume ?? [],
+      ...(flags.mount?.length ? { Mounts: flags.mount.map(parseMountFlag) } : {}),
+      ...(flags.volumesFrom?.length ? { VolumesFrom: flags.volumesFrom } : {}),
       Tmpfs: tmpfs,
-      NetworkMode: flags.network as 'none' | 'host',
+      ...(flags.network !== undefined ? { NetworkMode: flags.network } : {}),
+      ...(flags.publish?.length ? { PortBindings: mergePorts(...flags.publish.map(parsePublish)) } : {}),
+      ...(flags.publishAll ? { PublishAllPorts: true } : {}),
+      ...(flags.addHost?.length ? { ExtraHosts: flags.addHost } : {}),
+      ...(flags.dns?.length ? { Dns: flags.dns } : {}),
+      ...(flags.dnsSearch?.length ? { DnsSearch: flags.dnsSearch } : {}),
+      ...(flags.dnsOption?.length ? { DnsOptions: flags.dnsOption } : {}),
       Memory: flags.memory ? parseMemory(flags.memory) : 0,
       NanoCpus: flags.cpus ? Math.round(Number(flags.cpus) * 1e9) : 0,
       PidsLimit: flags.pidsLimit ? positiveInt(flags.pidsLimit, '--pids-limit') : 0,
@@ -144,6 +171,14 @@ export function createOpts(flags: CreateFlags, command: string[]): CreateContain
   };
   if (flags.cpus !== undefined && !(Number(flags.cpus) > 0)) throw new InvalidArgumentError(`invalid --cpus "${flags.cpus}"`);
   if (command.length) opts.cmd = command;
+  const exposed = [...(flags.expose ?? []), ...Object.keys(opts.host?.PortBindings ?? {})];
+  if (exposed.length) opts.exposedPorts = exposed;
+  if (flags.networkAlias?.length || flags.ip) {
+    const net = flags.network ?? 'bridge';
+    opts.networks = {
+      [net]: { ...(flags.networkAlias?.length ? { Aliases: flags.networkAlias } : {}), ...(flags.ip ? { IPv4Address: flags.ip } : {}) },
+    };
+  }
   if (flags.name !== undefined) opts.name = flags.name;
   if (flags.workdir !== undefined) opts.workingDir = flags.workdir;
   if (flags.user !== undefined) opts.user = flags.user;

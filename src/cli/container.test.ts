@@ -157,7 +157,7 @@ describe('containers (runc, conmon)', () => {
   });
 
   test('network none, read-only rootfs, bind mounts, tmpfs', async () => {
-    const links = ok(await run('cat', '/proc/net/dev'), 'net').stdout;
+    const links = ok(await berth(root, ['run', '--rm', '--network', 'none', img, 'cat', '/proc/net/dev']), 'net').stdout;
     assert.deepEqual(
       links
         .split('\n')

@@ -5,7 +5,17 @@ import type { Container, Containers } from '../containers/index.js';
 import { codeOf, exitCodes, hasCode, InvalidArgumentError } from '../errdefs/index.js';
 import { formatReference, parseReference } from '../oci/index.js';
 import { dockerTime, parseLogTime, resize } from '../runtime/index.js';
-import { type Berth, commandText, exitCodeOf, inspectContainer, lookupImage, matchFilter, statusText } from '../services/index.js';
+import {
+  type Berth,
+  commandText,
+  exitCodeOf,
+  inspectContainer,
+  lookupImage,
+  matchFilter,
+  portList,
+  portsText,
+  statusText,
+} from '../services/index.js';
 import { type CreateFlags, commandSplitting, createOptions, createOpts } from './container-flags.js';
 
 import { example, type Globals, withBerth } from './context.js';
@@ -107,7 +117,7 @@ function defineVerbs(parent: Command, group: boolean): void {
             const done = await attachAndWait(containers, c.id, { stdin: flags.interactive ?? false });
             process.exitCode = exitCodeOf(done);
           } catch (err) {
-            if (c && flags.rm) await containers.remove(c.id, { force: true }).catch(() => {});
+            if (c && flags.rm) await containers.remove(c.id, { force: true, volumes: true }).catch(() => {});
             runFailure(err, g.debug);
           }
         }),
@@ -182,7 +192,7 @@ function defineVerbs(parent: Command, group: boolean): void {
               commandText(c),
               `${humanDuration(Date.now() - c.createdAt.getTime())} ago`,
               statusText(c),
-              '',
+              portsText(c),
               c.name,
             ],
             (c) => ({
@@ -196,6 +206,7 @@ function defineVerbs(parent: Command, group: boolean): void {
               ExitCode: c.state.status === 'exited' ? c.state.exitCode : null,
               Names: c.name,
               Labels: c.labels,
+              Ports: portList(c),
             }),
           );
         }),
@@ -315,10 +326,11 @@ function defineVerbs(parent: Command, group: boolean): void {
       .description('Remove containers and their writable layers')
       .argument('<container...>')
       .option('-f, --force', 'kill and remove running containers')
+      .option('-v, --volumes', 'remove their anonymous volumes too')
       .action(
-        perContainer<{ force?: boolean }>(
+        perContainer<{ force?: boolean; volumes?: boolean }>(
           async (containers, ref, flags) => {
-            await containers.remove(ref, { force: flags.force ?? false });
+            await containers.remove(ref, { force: flags.force ?? false, volumes: flags.volumes ?? false });
             return undefined;
           },
           (b) => (b.settings.gcAfterRemove ? b.gc().then(() => {}) : Promise.resolve()),
@@ -383,7 +395,7 @@ function defineVerbs(parent: Command, group: boolean): void {
         withBerth(cmd, async (b, g) => {
           const containers = b.containers(g.namespace);
           const out: unknown[] = [];
-          for (const ref of refs) out.push(inspectContainer(containers, await containers.get(ref)));
+          for (const ref of refs) out.push(inspectContainer(b, containers, await containers.get(ref)));
           printJSON(out);
         }),
       ),

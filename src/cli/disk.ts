@@ -1,17 +1,27 @@
-import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
-import { AbortedError, DataLossError, InvalidArgumentError } from '../errdefs/index.js';
+import { DataLossError, InvalidArgumentError } from '../errdefs/index.js';
 import { type GCResult, listBlobs } from '../gc/index.js';
 import { type ImageUsage, verifyImage } from '../images/index.js';
 import { setSnapshotUsage } from '../metadata/index.js';
 import { type Digest, digestHex, familiarName, parseReference } from '../oci/index.js';
 import { parseDuration } from '../runtime/index.js';
-import { type Berth, lookupImage, pruneContainers, pruneImages, settingKeys, writeSetting } from '../services/index.js';
+import { type Berth, lookupImage, pruneContainers, pruneImages, settingKeys, volumeUsage, writeSetting } from '../services/index.js';
 import { storedUsage } from '../snapshots/index.js';
 
 import { example, type Globals, withBerth } from './context.js';
 
-import { collect, formatLabels, humanDuration, humanSize, parseKeyValues, printJSON, printListing, renderTable } from './output.js';
+import {
+  collect,
+  confirm,
+  formatLabels,
+  humanDuration,
+  humanSize,
+  parseKeyValues,
+  printJSON,
+  printListing,
+  pruneOptions,
+  renderTable,
+} from './output.js';
 import { ProgressView } from './progress.js';
 
 /** gc, lease, system df/prune/config, image prune/size, container prune. */
@@ -19,13 +29,20 @@ export function registerDisk(program: Command): void {
   example(
     program
       .command('gc')
-      .description('Collect garbage: content, snapshots, leases and ingests nothing references any more')
+      .description(
+        'Collect garbage: content, snapshots, leases and ingests nothing references any more, and network attachments of containers that do not run',
+      )
       .option('--dry-run', 'show what would be removed, remove nothing')
       .action(async (flags: { dryRun?: boolean }, cmd: Command) =>
         withBerth(cmd, async (b, g) => {
           const r = await b.gc({ dryRun: flags.dryRun ?? false });
-          if (g.format === 'json') printJSON(r);
-          else printGC(r, flags.dryRun ?? false);
+          const networks = (await b.networkLeftovers({ repair: !flags.dryRun })).map((f) => f.subject);
+          if (g.format === 'json') printJSON({ ...r, networks });
+          else {
+            printGC(r, flags.dryRun ?? false);
+            if (networks.length)
+              process.stdout.write(`${flags.dryRun ? 'Would release' : 'Released'} what crashes left: ${networks.join(', ')}\n`);
+          }
         }),
       ),
     'berth gc --dry-run',
@@ -193,24 +210,6 @@ export function registerDisk(program: Command): void {
 }
 
 /** The flags every prune takes. */
-function pruneOptions(cmd: Command): Command {
-  return cmd
-    .option('-f, --force', 'do not ask for confirmation')
-    .option('--filter <key=value>', 'until=, label=, label!= (repeatable)', collect);
-}
-
-/** Asks docker's question on a terminal; elsewhere (scripts, tests) goes on, as `--force` would. */
-async function confirm(force: boolean | undefined, warning: string): Promise<void> {
-  if (force || !process.stdin.isTTY) return;
-  const rl = createInterface({ input: process.stdin, output: process.stdout });
-  try {
-    const answer = await rl.question(`${warning}Are you sure you want to continue? [y/N] `);
-    if (!/^y(es)?$/i.test(answer.trim())) throw new AbortedError('prune cancelled');
-  } finally {
-    rl.close();
-  }
-}
-
 function printGC(r: GCResult, dryRun: boolean): void {
   const verb = dryRun ? 'Would remove' : 'Removed';
   const n = (count: number, one: string) => `${count} ${one}${count === 1 ? '' : 's'}`;
@@ -353,6 +352,15 @@ async function systemDf(b: Berth, g: Globals, flags: { verbose?: boolean; allNam
   const usage = await b.imageUsage();
   const namespaces = flags.allNamespaces ? b.metadata.namespaces.list().map((n) => n.name) : [g.namespace];
   const reports = [];
+  const volumes = await volumeUsage(b);
+  const volumesUnused = volumes.filter((v) => v.RefCount === 0);
+  const volumeTotals = {
+    total: volumes.length,
+    active: volumes.length - volumesUnused.length,
+    size: volumes.reduce((n, v) => n + v.Size, 0),
+    reclaimable: volumesUnused.reduce((n, v) => n + v.Size, 0),
+    items: volumes.map((v) => ({ name: v.Name, links: v.RefCount, size: v.Size })),
+  };
   for (const ns of namespaces) {
     const images = usage.images.filter((u) => u.namespace === ns);
     const unused = images.filter((u) => u.containers === 0);
@@ -384,6 +392,7 @@ async function systemDf(b: Berth, g: Globals, flags: { verbose?: boolean; allNam
           size: x.size,
         })),
       },
+      volumes: volumeTotals,
       buildCache: { total: 0, active: 0, size: 0, reclaimable: 0 },
     });
   }
@@ -406,6 +415,7 @@ async function systemDf(b: Berth, g: Globals, flags: { verbose?: boolean; allNam
         [
           ['Images', r.images, 'image'],
           ['Containers', r.containers, 'container'],
+          ['Local Volumes', r.volumes, 'volume'],
           ['Build Cache', r.buildCache, 'build'],
         ].map(([name, x]) => {
           const v = x as { total: number; active: number; size: number; reclaimable: number };
@@ -455,6 +465,13 @@ async function systemDf(b: Berth, g: Globals, flags: { verbose?: boolean; allNam
             c.status,
             c.name,
           ]),
+        ).trimEnd(),
+        '',
+        'Local Volumes space usage:',
+        '',
+        renderTable(
+          ['VOLUME NAME', 'LINKS', 'SIZE'],
+          r.volumes.items.map((v) => [v.name, String(v.links), humanSize(v.size)]),
         ).trimEnd(),
       );
     }

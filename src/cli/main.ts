@@ -9,10 +9,12 @@ import { registerDaemon } from './daemon.js';
 import { registerDisk } from './disk.js';
 import { registerImages } from './images.js';
 import { registerNamespace } from './namespace.js';
+import { registerNetworks } from './network.js';
 import { registerRegistry } from './registry.js';
 import { registerSnapshot } from './snapshot.js';
 import { registerSystem } from './system.js';
 import { berthVersion } from './version.js';
+import { registerVolumes } from './volume.js';
 
 /** Builds the `berth` command tree. */
 export function buildProgram(): Command {
@@ -39,6 +41,8 @@ export function buildProgram(): Command {
   registerSnapshot(program);
   registerSystem(program);
   registerContainers(program);
+  registerNetworks(program);
+  registerVolumes(program);
   registerDisk(program);
   registerArchive(program);
   registerDaemon(program);

@@ -1,4 +1,6 @@
-import { InvalidArgumentError } from '../errdefs/index.js';
+import { createInterface } from 'node:readline/promises';
+import type { Command } from 'commander';
+import { AbortedError, InvalidArgumentError } from '../errdefs/index.js';
 
 export type Format = 'table' | 'json';
 
@@ -80,4 +82,23 @@ export function parseKeyValues(args: string[], what = 'label'): Record<string, s
     out[a.slice(0, eq)] = a.slice(eq + 1);
   }
   return out;
+}
+
+/** docker's prune flags: `-f` and `--filter`. */
+export function pruneOptions(cmd: Command): Command {
+  return cmd
+    .option('-f, --force', 'do not ask for confirmation')
+    .option('--filter <key=value>', 'until=, label=, label!= (repeatable)', collect);
+}
+
+/** Asks docker's question on a terminal; elsewhere (scripts, tests) goes on, as `--force` would. */
+export async function confirm(force: boolean | undefined, warning: string): Promise<void> {
+  if (force || !process.stdin.isTTY) return;
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    const answer = await rl.question(`${warning}Are you sure you want to continue? [y/N] `);
+    if (!/^y(es)?$/i.test(answer.trim())) throw new AbortedError('prune cancelled');
+  } finally {
+    rl.close();
+  }
 }

@@ -1,5 +1,6 @@
 import type { CommitResult, ResolvedImage } from '../images/index.js';
 import type { NamespaceScope } from '../metadata/index.js';
+import type { EndpointRequest, NetworkRecord } from '../network/index.js';
 import { type Attachment, attach, exitStatus, type LogRecord, type ReadLogOpts, type Runc, readLog, resize } from '../runtime/index.js';
 import { type Change, containerChanges, type PathStat, readPath, statPath, writePath } from './archive.js';
 import { commitContainer, exportContainerFs } from './commit.js';
@@ -22,6 +23,7 @@ import {
   updateContainer,
   waitContainer,
 } from './lifecycle.js';
+import { connectNetwork, disconnectNetwork, releaseNetworks } from './network.js';
 import { type CgroupStats, cgroupPath, cgroupStats } from './stats.js';
 import type { Container, ContainerHost, ContainerObserver, CreateContainerOpts, ExecOpts } from './types.js';
 
@@ -102,8 +104,8 @@ export class Containers {
     return waitContainer(this.#ctx, ref, opts);
   }
 
-  /** Removes a container, its writable snapshot and its files. @throws FailedPreconditionError while it runs, unless forced */
-  remove(ref: string, opts: { force?: boolean } = {}): Promise<void> {
+  /** Removes a container, its writable snapshot and its files (with `volumes`, its anonymous volumes). @throws FailedPreconditionError while it runs, unless forced */
+  remove(ref: string, opts: { force?: boolean; volumes?: boolean } = {}): Promise<void> {
     return removeContainer(this.#ctx, ref, opts);
   }
 
@@ -124,6 +126,21 @@ export class Containers {
 
   unpause(ref: string): Promise<Container> {
     return pauseContainer(this.#ctx, ref, false);
+  }
+
+  /** Joins a network (docker network connect): now when it runs, and at its next starts. */
+  connect(ref: string, network: NetworkRecord, request: EndpointRequest = {}): Promise<Container> {
+    return connectNetwork(this.#ctx, ref, network, request);
+  }
+
+  /** Leaves a network (docker network disconnect). */
+  disconnect(ref: string, network: NetworkRecord): Promise<Container> {
+    return disconnectNetwork(this.#ctx, ref, network);
+  }
+
+  /** Releases the network attachments of a container that is not running (fsck's repair of leftovers). */
+  async releaseNetworks(rec: Container): Promise<void> {
+    await releaseNetworks(this.#ctx, rec);
   }
 
   async rename(ref: string, name: string): Promise<void> {

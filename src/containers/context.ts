@@ -1,11 +1,10 @@
-import { closeSync, openSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { NotFoundError } from '../errdefs/index.js';
 import type { NamespaceScope } from '../metadata/index.js';
 import { Runc } from '../runtime/index.js';
 import type { SnapshotService, SnapshotterName } from '../snapshots/index.js';
-import { flock, lookPath } from '../sys/index.js';
+import { lookPath, withFileLock } from '../sys/index.js';
 import type { Container, ContainerHost, ContainerObserver, StoredContainerConfig } from './types.js';
 
 /** Each container directory's queue of lock holders in this process. */
@@ -71,26 +70,10 @@ export class ContainerContext {
     const mine = before.then(() => new Promise<void>((r) => (release = r)));
     queues.set(dir, mine);
     await before;
-    let fd: number | undefined;
     try {
-      try {
-        fd = openSync(join(dir, 'lock'), 'a');
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(`No such container: ${id}`);
-        throw err;
-      }
-      for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
-        try {
-          flock(fd, 'ex', true);
-          break;
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'EWOULDBLOCK' && (err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
-          await sleep(delay);
-        }
-      }
-      return await fn();
+      if (!existsSync(dir)) throw new NotFoundError(`No such container: ${id}`);
+      return await withFileLock(join(dir, 'lock'), fn);
     } finally {
-      if (fd !== undefined) closeSync(fd);
       release();
       if (queues.get(dir) === mine) queues.delete(dir);
     }

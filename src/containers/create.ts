@@ -3,9 +3,12 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { hasCode, InvalidArgumentError } from '../errdefs/index.js';
 import { type ResolvedImage, unpackUnderLease } from '../images/index.js';
 import type { ContainerState } from '../metadata/index.js';
+import { type EndpointRequest, networkingAvailable } from '../network/index.js';
 import { chainIDs, type ContainerConfig as ImageRunConfig } from '../oci/index.js';
 import { capabilitySet, overrideEnv, processArgs } from '../runtime/index.js';
 import type { ContainerContext } from './context.js';
+import { resolveMounts } from './mounts.js';
+import { primaryNetwork } from './network.js';
 import type { Container, ContainerHostConfig, ContainerRunConfig, CreateContainerOpts, StoredContainerConfig } from './types.js';
 
 const adjectives =
@@ -35,7 +38,7 @@ export async function createContainer(
   const host: ContainerHostConfig = {
     Binds: [],
     Tmpfs: {},
-    NetworkMode: 'none',
+    NetworkMode: networkingAvailable() ? 'bridge' : 'none',
     Memory: 0,
     NanoCpus: 0,
     PidsLimit: 0,
@@ -68,6 +71,13 @@ export async function createContainer(
   if (stopSignal) config.StopSignal = stopSignal;
   if (opts.stopTimeout !== undefined) config.StopTimeout = opts.stopTimeout;
   if (ic.Volumes) config.Volumes = ic.Volumes;
+  const exposed = {
+    ...(ic.ExposedPorts ?? {}),
+    ...Object.fromEntries((opts.exposedPorts ?? []).map((p) => [p.includes('/') ? p : `${p}/tcp`, {}])),
+  };
+  if (Object.keys(exposed).length) config.ExposedPorts = exposed;
+  const networks = checkNetworks(ctx, host, opts.networks ?? {});
+  const mounts = resolveMounts(ctx, host, Object.keys(ic.Volumes ?? {}));
   processArgs({ Entrypoint: config.Entrypoint, Cmd: config.Cmd }, {});
   if (config.WorkingDir !== '' && !config.WorkingDir.startsWith('/')) {
     throw new InvalidArgumentError(`the working directory "${config.WorkingDir}" is invalid: it needs to be an absolute path`);
@@ -82,7 +92,13 @@ export async function createContainer(
     imageId: r.config.digest,
     snapshotter: sn.driver,
     snapshotKey: id,
-    config: { Config: config, HostConfig: host, Manifest: r.manifestDesc } satisfies StoredContainerConfig,
+    config: {
+      Config: config,
+      HostConfig: host,
+      Manifest: r.manifestDesc,
+      ...(networks ? { Networks: networks } : {}),
+      MountPoints: mounts,
+    } satisfies StoredContainerConfig,
     state: { status: 'created' } as ContainerState,
     labels: opts.labels ?? {},
   };
@@ -100,9 +116,45 @@ export async function createContainer(
   } catch (err) {
     if (rec) ctx.ns.containers.delete(id);
     rmSync(paths.dir, { recursive: true, force: true });
+    for (const m of mounts) if (m.Anonymous && m.Name) await ctx.host.volumes.remove(m.Name).catch(() => {});
     throw err;
   }
   return rec;
+}
+
+/**
+ * The networks a new container joins, by name: its NetworkMode's (with the request given for it) and
+ * the others named. Each must exist now (docker refuses an unknown one at create). @throws NotFoundError
+ */
+function checkNetworks(
+  ctx: ContainerContext,
+  host: ContainerHostConfig,
+  requested: Record<string, EndpointRequest>,
+): Record<string, EndpointRequest> | undefined {
+  const mode = primaryNetwork(host.NetworkMode);
+  if (mode === 'none' || mode === 'host') {
+    if (Object.keys(requested).some((n) => primaryNetwork(n) !== mode)) {
+      throw new InvalidArgumentError(`container cannot be connected to other networks with network mode "${mode}"`);
+    }
+    return undefined;
+  }
+  if (mode.startsWith('container:')) {
+    ctx.find(mode.slice('container:'.length));
+    if (host.PortBindings && Object.keys(host.PortBindings).length) {
+      throw new InvalidArgumentError('conflicting options: port publishing and the container type network mode');
+    }
+    return undefined;
+  }
+  const out: Record<string, EndpointRequest> = {};
+  for (const name of [mode, ...Object.keys(requested)]) {
+    const net = ctx.host.network.store.find(name === 'default' ? 'bridge' : name);
+    const req = requested[name] ?? (name === mode ? requested[net.Name] : undefined) ?? {};
+    if ((req.Aliases?.length || req.IPv4Address) && net.Name === 'bridge') {
+      throw new InvalidArgumentError('network-scoped aliases and user-specified IP addresses are supported only for user-defined networks');
+    }
+    out[net.Name] = req;
+  }
+  return out;
 }
 
 function pick<T>(list: readonly T[]): T {

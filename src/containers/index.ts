@@ -1,7 +1,8 @@
 export type { Change, PathStat } from './archive.js';
 export { Containers } from './containers.js';
 export type { ContainerUpdate, StartOpts, StartResult } from './lifecycle.js';
-export { loadSeccompProfile, parseBind } from './spec.js';
+export { mountPoints, parseMountFlag } from './mounts.js';
+export { loadSeccompProfile } from './spec.js';
 export type { CgroupStats } from './stats.js';
 export type {
   Container,
@@ -11,6 +12,8 @@ export type {
   ContainerRunConfig,
   CreateContainerOpts,
   ExecOpts,
+  MountPoint,
+  MountRequest,
   RestartPolicy,
   StoredContainerConfig,
 } from './types.js';

@@ -4,10 +4,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FailedPreconditionError, hasCode, InvalidArgumentError } from '../errdefs/index.js';
 import type { ContainerState } from '../metadata/index.js';
+import { deleteNetns, type Endpoint } from '../network/index.js';
 import { type Attachment, attach, exitStatus, launchMonitor, type Monitor } from '../runtime/index.js';
 import { isMountPoint, mountAll, unmount } from '../snapshots/index.js';
 import { cliEntry } from '../sys/index.js';
 import type { ContainerContext } from './context.js';
+import { mountPoints, prepareVolumes } from './mounts.js';
+import { attachedNetworkIds, attachNetworks, type NetworkPlan, planNetwork, releaseNetworks, syncHosts } from './network.js';
 import { containerSpec } from './spec.js';
 import type { Container, ContainerHostConfig, StoredContainerConfig } from './types.js';
 
@@ -21,11 +24,16 @@ function bootId(): string {
   return currentBoot;
 }
 
-/** A process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or undefined when it is gone. */
+/**
+ * A process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or undefined when
+ * it is gone or a zombie (an exited conmon waits there until init reaps it, which can take seconds).
+ */
 function processStart(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields[0] === 'Z' || fields[0] === 'X') return undefined;
+    return Number(fields[19]);
   } catch {
     return undefined;
   }
@@ -96,7 +104,8 @@ async function refreshUnlocked(ctx: ContainerContext, id: string): Promise<Conta
 }
 
 async function autoRemove(ctx: ContainerContext, id: string): Promise<void> {
-  await removeContainer(ctx, id, { force: true }).catch((err) => {
+  // docker's --rm takes the anonymous volumes with the container.
+  await removeContainer(ctx, id, { force: true, volumes: true }).catch((err) => {
     if (!hasCode(err, 'NOT_FOUND')) throw err;
   });
 }
@@ -120,8 +129,16 @@ async function release(ctx: ContainerContext, rec: Container, opts: { removeSnap
         });
     }
   };
+  const network = async () => {
+    if (!rec.state.netns) return;
+    await releaseNetworks(ctx, rec);
+    const { netns: _, ...state } = rec.state;
+    const now = ctx.ns.containers.list<Container['config']>().find((r) => r.id === rec.id);
+    if (now && now.state.status !== 'running') ctx.ns.containers.setState(rec.id, state);
+    await syncHosts(ctx, attachedNetworkIds(rec));
+  };
   if (opts.killFirst) await ctx.runc.delete(rec.id, { force: true });
-  const results = await Promise.allSettled([ctx.runc.delete(rec.id, { force: true }), ours()]);
+  const results = await Promise.allSettled([ctx.runc.delete(rec.id, { force: true }), ours(), network()]);
   for (const r of results) if (r.status === 'rejected') throw r.reason;
 }
 
@@ -167,23 +184,49 @@ export async function startContainer(ctx: ContainerContext, ref: string, opts: S
     if (!isMountPoint(p.rootfs)) await mountAll(await sn.mounts(rec.snapshotKey), p.rootfs);
     const exitCommand = opts.exitCommand ?? !opts.attach;
     let monitor: Monitor;
+    let plan: NetworkPlan | undefined;
+    let endpoints: Record<string, Endpoint>;
     try {
-      const spec = containerSpec(ctx, rec);
+      const volumePaths = await prepareVolumes(ctx, rec, p.rootfs);
+      plan = await planNetwork(ctx, rec);
+      const spec = containerSpec(ctx, rec, plan, volumePaths);
       await writeFile(p.spec, JSON.stringify(spec));
-      monitor = await launchMonitor({
-        id: rec.id,
-        name: rec.name,
-        runc: ctx.runc,
-        paths: { bundle: p.dir, log: p.log, exitDir: p.exitDir, persistDir: p.persist, socketDir: p.socketDir },
-        tty: rec.config.Config.Tty,
-        stdin: rec.config.Config.OpenStdin,
-        ...(opts.size ? { size: opts.size } : {}),
-        ...(exitCommand ? { exitCommand: cleanupCommand(ctx, rec.id) } : {}),
-      });
+      // The CNI plugins attach the namespace while conmon and runc create the container in it.
+      const [launched, attached] = await Promise.allSettled([
+        launchMonitor({
+          id: rec.id,
+          name: rec.name,
+          runc: ctx.runc,
+          paths: { bundle: p.dir, log: p.log, exitDir: p.exitDir, persistDir: p.persist, socketDir: p.socketDir },
+          tty: rec.config.Config.Tty,
+          stdin: rec.config.Config.OpenStdin,
+          ...(opts.size ? { size: opts.size } : {}),
+          ...(exitCommand ? { exitCommand: cleanupCommand(ctx, rec.id) } : {}),
+        }),
+        attachNetworks(ctx, rec, plan),
+      ]);
+      if (launched.status === 'rejected' || attached.status === 'rejected') {
+        if (launched.status === 'fulfilled') {
+          launched.value.release();
+          await ctx.runc.delete(rec.id, { force: true });
+        }
+        if (attached.status === 'fulfilled' && plan.ownNetns)
+          await releaseNetworks(ctx, rec, { netns: plan.ownNetns, attachments: plan.attachments });
+        throw launched.status === 'rejected' ? launched.reason : (attached as PromiseRejectedResult).reason;
+      }
+      monitor = launched.value;
+      endpoints = attached.value;
     } catch (err) {
+      if (plan?.ownNetns) await deleteNetns(rec.id).catch(() => {});
       await unmount(p.rootfs).catch(() => {});
       throw err;
     }
+    const networkState: Partial<ContainerState> = plan.ownNetns ? { networks: endpoints, ports: plan.ports, netns: plan.ownNetns } : {};
+    // Its /etc/hosts (and its peers') name it before it runs.
+    await syncHosts(ctx, attachedNetworkIds({ ...rec, state: { ...rec.state, ...networkState } }), {
+      ...rec,
+      state: { ...rec.state, status: 'running', ...networkState },
+    });
     let attachment: Attachment | undefined;
     try {
       if (opts.attach) attachment = attach(p.dir);
@@ -193,6 +236,7 @@ export async function startContainer(ctx: ContainerContext, ref: string, opts: S
       attachment?.close();
       monitor.release();
       await ctx.runc.delete(rec.id, { force: true });
+      await releaseNetworks(ctx, { ...rec, state: { ...rec.state, ...networkState } }).catch(() => {});
       await unmount(p.rootfs).catch(() => {});
       throw err;
     }
@@ -204,6 +248,7 @@ export async function startContainer(ctx: ContainerContext, ref: string, opts: S
       bootId: bootId(),
       startedAt: new Date().toISOString(),
       restartCount: rec.state.startedAt ? (rec.state.restartCount ?? 0) + 1 : 0,
+      ...networkState,
     };
     ctx.ns.containers.setState(rec.id, state);
     if (exitCommand) monitor.release();
@@ -317,8 +362,15 @@ async function thaw(ctx: ContainerContext, rec: Container): Promise<void> {
   if (rec.state.paused) await pauseContainer(ctx, rec.id, false).catch(() => {});
 }
 
-/** Removes a container, its writable snapshot and its files. @throws FailedPreconditionError while it runs, unless forced */
-export async function removeContainer(ctx: ContainerContext, ref: string, opts: { force?: boolean } = {}): Promise<void> {
+/**
+ * Removes a container, its writable snapshot and its files; with `volumes`, its anonymous volumes
+ * no other container mounts. @throws FailedPreconditionError while it runs, unless forced
+ */
+export async function removeContainer(
+  ctx: ContainerContext,
+  ref: string,
+  opts: { force?: boolean; volumes?: boolean } = {},
+): Promise<void> {
   let rec = await getContainer(ctx, ref);
   if (rec.state.status === 'running') {
     if (!opts.force) {
@@ -341,6 +393,12 @@ export async function removeContainer(ctx: ContainerContext, ref: string, opts: 
   const { monitorPid, monitorStart } = rec.state;
   for (let i = 0; i < 100 && monitorPid !== undefined && processStart(monitorPid) === monitorStart; i++) await sleep(20);
   await rm(ctx.paths(rec.id).dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+  if (opts.volumes) {
+    const others = ctx.ns.containers.list<Container['config']>().flatMap((c) => mountPoints(c).map((m) => m.Name));
+    for (const m of mountPoints(rec)) {
+      if (m.Anonymous && m.Name && !others.includes(m.Name)) await ctx.host.volumes.remove(m.Name).catch(() => {});
+    }
+  }
 }
 
 function exitTime(persist: string): string {

@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { InvalidArgumentError, withContext } from '../errdefs/index.js';
 import {
@@ -14,6 +14,8 @@ import {
 } from '../runtime/index.js';
 import { lookPath } from '../sys/index.js';
 import type { ContainerContext } from './context.js';
+import { mountPoints } from './mounts.js';
+import { etcFileSource, type NetworkPlan, writeEtcFiles } from './network.js';
 import { cgroupPath } from './stats.js';
 import type { Container } from './types.js';
 
@@ -21,7 +23,7 @@ import type { Container } from './types.js';
  * The runtime spec of a container about to start (its rootfs is mounted): the process as its config
  * says, docker's /etc files, binds, tmpfs mounts, the init, confinement and resources.
  */
-export function containerSpec(ctx: ContainerContext, rec: Container): RuntimeSpec {
+export function containerSpec(ctx: ContainerContext, rec: Container, plan: NetworkPlan, volumePaths: Map<string, string>): RuntimeSpec {
   const { Config: c, HostConfig: h } = rec.config;
   const p = ctx.paths(rec.id);
   const user = resolveUser(p.rootfs, c.User, h.GroupAdd);
@@ -40,16 +42,8 @@ export function containerSpec(ctx: ContainerContext, rec: Container): RuntimeSpe
     }
   };
   // The files docker manages: /etc/hostname, /etc/hosts, /etc/resolv.conf.
-  writeFileSync(join(p.dir, 'hostname'), `${c.Hostname}\n`);
-  writeFileSync(
-    join(p.dir, 'hosts'),
-    h.NetworkMode === 'host'
-      ? readFileSync('/etc/hosts', 'utf8')
-      : `127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t${c.Hostname}\n`,
-  );
-  if (existsSync('/etc/resolv.conf')) copyFileSync('/etc/resolv.conf', join(p.dir, 'resolv.conf'));
-  else writeFileSync(join(p.dir, 'resolv.conf'), '');
-  for (const f of ['hostname', 'hosts', 'resolv.conf']) {
+  writeEtcFiles(ctx, rec, plan);
+  for (const f of ['hostname', 'hosts', 'resolv.conf'] as const) {
     const dest = `/etc/${f}`;
     const resolved = resolveInRoot(p.rootfs, dest);
     if (existsSync(resolved) && statSync(resolved).isDirectory()) continue;
@@ -57,16 +51,29 @@ export function containerSpec(ctx: ContainerContext, rec: Container): RuntimeSpe
     mounts.push({
       destination: dest,
       type: 'bind',
-      source: join(p.dir, f),
+      source: etcFileSource(ctx, rec, plan, f),
       options: ['rbind', 'rprivate', ...(h.ReadonlyRootfs ? ['ro'] : [])],
     });
   }
-  for (const v of Object.keys(c.Volumes ?? {})) confined(() => resolveInRoot(p.rootfs, v, { mkdir: true }), `volume "${v}"`);
-  for (const b of h.Binds) {
-    const { source, destination, readOnly } = parseBind(b);
-    if (!existsSync(source)) mkdirSync(source, { recursive: true });
-    target(destination, statSync(source).isDirectory());
-    mounts.push({ destination, type: 'bind', source, options: ['rbind', 'rprivate', readOnly ? 'ro' : 'rw'] });
+  for (const m of mountPoints(rec)) {
+    if (m.Type === 'tmpfs') {
+      target(m.Destination, true);
+      mounts.push({
+        destination: m.Destination,
+        type: 'tmpfs',
+        source: 'tmpfs',
+        options: ['nosuid', 'nodev', 'noexec', ...(m.TmpfsOptions ?? [])],
+      });
+      continue;
+    }
+    const source = m.Type === 'volume' ? (volumePaths.get(m.Name as string) as string) : m.Source;
+    if (m.Type === 'bind' && !existsSync(source)) {
+      if (!m.CreateSource)
+        throw new InvalidArgumentError(`invalid mount config for type "bind": bind source path does not exist: ${source}`);
+      mkdirSync(source, { recursive: true });
+    }
+    target(m.Destination, statSync(source).isDirectory());
+    mounts.push({ destination: m.Destination, type: 'bind', source, options: ['rbind', 'rprivate', m.RW ? 'rw' : 'ro'] });
   }
   for (const [dest, o] of Object.entries(h.Tmpfs)) {
     target(dest, true);
@@ -98,7 +105,7 @@ export function containerSpec(ctx: ContainerContext, rec: Container): RuntimeSpe
     capDrop: h.CapDrop,
     seccomp: sec.seccomp,
     noNewPrivileges: sec.noNewPrivileges,
-    network: h.NetworkMode,
+    network: plan.namespace,
     mounts,
     cgroupsPath: cgroupPath(rec.id),
     resources: {
@@ -119,30 +126,6 @@ function confined<T>(fn: () => T, what: string): T {
   } catch (err) {
     throw withContext(err, what);
   }
-}
-
-/** `-v HOST:CONTAINER[:ro|rw]`. @throws InvalidArgumentError */
-export function parseBind(spec: string): { source: string; destination: string; readOnly: boolean; mode: string } {
-  const parts = spec.split(':');
-  if (parts.length < 2 || parts.length > 3)
-    throw new InvalidArgumentError(`invalid volume specification "${spec}" (want HOST:CONTAINER[:ro])`);
-  const [source = '', destination = '', mode = 'rw'] = parts;
-  if (!source.startsWith('/')) {
-    throw new InvalidArgumentError(
-      `invalid volume specification "${spec}": the host path must be absolute (named volumes are not supported yet)`,
-    );
-  }
-  if (!destination.startsWith('/'))
-    throw new InvalidArgumentError(`invalid volume specification "${spec}": the container path must be absolute`);
-  const opts = mode.split(',');
-  if (!opts.every((o) => o === 'ro' || o === 'rw' || o === 'z' || o === 'Z'))
-    throw new InvalidArgumentError(`invalid volume mode "${mode}" in "${spec}"`);
-  return {
-    source: posix.normalize(source),
-    destination: posix.normalize(destination),
-    readOnly: opts.includes('ro'),
-    mode: parts[2] ?? '',
-  };
 }
 
 /** `--security-opt` values: `seccomp=unconfined|FILE`, `no-new-privileges[=true|false]`. */

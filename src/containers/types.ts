@@ -1,6 +1,8 @@
 import type { ContainerRecord, NamespaceScope } from '../metadata/index.js';
+import type { EndpointRequest, NetworkService, PortMap } from '../network/index.js';
 import type { Descriptor } from '../oci/index.js';
 import type { SnapshotService, SnapshotterName } from '../snapshots/index.js';
+import type { VolumeStore } from '../volumes/index.js';
 
 /** What containers need of the root they live in (services' Berth is one). */
 export interface ContainerHost {
@@ -9,6 +11,10 @@ export interface ContainerHost {
   readonly runDir: string;
   namespace(name: string): NamespaceScope;
   snapshotter(ns: string, name?: SnapshotterName): SnapshotService;
+  /** The root's networks and the CNI attachments. */
+  readonly network: NetworkService;
+  /** The root's named volumes. */
+  readonly volumes: VolumeStore;
 }
 
 /** docker's `Config` half of a container: the image's config with the caller's overrides applied. */
@@ -26,13 +32,30 @@ export interface ContainerRunConfig {
   StopTimeout?: number;
   Image: string;
   Volumes?: Record<string, object>;
+  /** `80/tcp` → {}: the image's EXPOSE and `--expose` (what `-P` publishes). */
+  ExposedPorts?: Record<string, object>;
+  Domainname?: string;
 }
 
 /** docker's `HostConfig` half: how the host runs it. */
 export interface ContainerHostConfig {
+  /** `-v`: `HOST:CONTAINER[:ro]` binds, `NAME:CONTAINER` volumes. */
   Binds: string[];
+  /** `--mount`. */
+  Mounts?: MountRequest[];
+  /** `--volumes-from CONTAINER[:ro|rw]`. */
+  VolumesFrom?: string[];
   Tmpfs: Record<string, string>;
-  NetworkMode: 'none' | 'host';
+  /** `none`, `host`, `bridge` (`default`), a network's name, or `container:ID`. */
+  NetworkMode: string;
+  PortBindings?: PortMap;
+  /** Publish every exposed port on a random host port (`-P`). */
+  PublishAllPorts?: boolean;
+  Dns?: string[];
+  DnsSearch?: string[];
+  DnsOptions?: string[];
+  /** `name:ip` lines for /etc/hosts. */
+  ExtraHosts?: string[];
   Memory: number;
   NanoCpus: number;
   PidsLimit: number;
@@ -60,6 +83,10 @@ export interface StoredContainerConfig {
   HostConfig: ContainerHostConfig;
   /** The image manifest the container was made from (commit builds on it). */
   Manifest: Descriptor;
+  /** The networks it joins (by name), the first its NetworkMode, with its aliases and fixed address. */
+  Networks?: Record<string, EndpointRequest>;
+  /** Its mounts as resolved at create (volumes named, anonymous ones made). */
+  MountPoints?: MountPoint[];
 }
 
 export type Container = ContainerRecord<StoredContainerConfig>;
@@ -79,6 +106,9 @@ export interface CreateContainerOpts {
   stopSignal?: string;
   stopTimeout?: number;
   host?: Partial<ContainerHostConfig>;
+  exposedPorts?: string[];
+  /** Per network: aliases (`--network-alias`), a fixed address (`--ip`). */
+  networks?: Record<string, EndpointRequest>;
 }
 
 export interface ExecOpts {
@@ -95,4 +125,35 @@ export interface ContainerObserver {
   /** An exit was recorded (before an AutoRemove removes the container). */
   exited?(rec: Container): void;
   removed?(rec: Container): void;
+}
+
+/** docker's HostConfig.Mounts entry (what `--mount` gives too). */
+export interface MountRequest {
+  Type: 'bind' | 'volume' | 'tmpfs';
+  Source?: string;
+  Target: string;
+  ReadOnly?: boolean;
+  BindOptions?: { Propagation?: string; CreateMountpoint?: boolean };
+  VolumeOptions?: { NoCopy?: boolean; Labels?: Record<string, string>; DriverConfig?: { Name?: string; Options?: Record<string, string> } };
+  TmpfsOptions?: { SizeBytes?: number; Mode?: number };
+}
+
+/** One resolved mount (docker's MountPoint): what the container's starts mount. */
+export interface MountPoint {
+  Type: 'bind' | 'volume' | 'tmpfs';
+  /** The volume's name. */
+  Name?: string;
+  /** A bind's host path. */
+  Source: string;
+  Destination: string;
+  RW: boolean;
+  Mode: string;
+  /** Made for this container: `rm -v` removes it. */
+  Anonymous?: boolean;
+  /** Do not fill the volume from the image. */
+  NoCopy?: boolean;
+  /** tmpfs mount options (size=, mode=). */
+  TmpfsOptions?: string[];
+  /** A bind from `-v` makes its missing host directory; `--mount` refuses one. */
+  CreateSource?: boolean;
 }

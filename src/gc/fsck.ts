@@ -16,7 +16,10 @@ export type FindingKind =
   | 'container-snapshot-missing'
   | 'orphan-blob'
   | 'orphan-dir'
-  | 'stale-mount';
+  | 'stale-mount'
+  | 'network-leftover'
+  | 'network-rules-missing'
+  | 'orphan-volume';
 
 /** One thing fsck found. Errors are damage (a corrupt blob, a dangling reference); orphans are leftovers gc removes. */
 export interface Finding {

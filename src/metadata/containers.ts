@@ -24,6 +24,24 @@ export interface ContainerState {
   restartCount?: number;
   /** Frozen by `pause` while running. */
   paused?: boolean;
+  /** The attachments its start made, by network name (docker's NetworkSettings.Networks), with the interface each has. */
+  networks?: Record<
+    string,
+    {
+      NetworkID: string;
+      EndpointID: string;
+      IPAddress: string;
+      IPPrefixLen: number;
+      Gateway: string;
+      MacAddress: string;
+      Aliases: string[];
+      IfName: string;
+    }
+  >;
+  /** The ports its start published, random host ports resolved. */
+  ports?: { hostIP: string; hostPort: number; containerPort: number; protocol: 'tcp' | 'udp' }[];
+  /** The network namespace berth made for it (bridge networks), removed with the rest at the exit. */
+  netns?: string;
 }
 
 /** One container record. `config` is what the caller asked for (image config overrides and host settings). */

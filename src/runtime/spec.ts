@@ -104,8 +104,8 @@ export interface SpecInput {
   /** `unconfined`, a profile (from `--security-opt seccomp=FILE`), or the default. */
   seccomp?: 'default' | 'unconfined' | LinuxSeccomp;
   noNewPrivileges?: boolean;
-  /** `none`: a network namespace of its own with only `lo`; `host`: the host's. */
-  network?: 'none' | 'host';
+  /** `none`: a network namespace of its own with only `lo`; `host`: the host's; a path: that namespace. */
+  network?: 'none' | 'host' | { path: string };
   /** Mounts after the standard ones (binds, tmpfs, /etc/hosts…), in order. */
   mounts?: SpecMount[];
   cgroupsPath: string;
@@ -148,8 +148,10 @@ export function buildSpec(input: SpecInput): RuntimeSpec {
     { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', ...ro] },
     ...(input.mounts ?? []),
   ];
-  const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
-  if ((input.network ?? 'none') === 'none') namespaces.push({ type: 'network' });
+  const namespaces: { type: string; path?: string }[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
+  const network = input.network ?? 'none';
+  if (network === 'none') namespaces.push({ type: 'network' });
+  else if (typeof network === 'object') namespaces.push({ type: 'network', path: network.path });
   const resources: LinuxResources = { devices: [{ allow: privileged, access: 'rwm' }] };
   const r = input.resources ?? {};
   if (r.memory !== undefined) resources.memory = { limit: r.memory, swap: r.memory * 2 };

@@ -56,7 +56,10 @@ test('engine API: bad requests get clear errors', async () => {
   isError(await call('GET', '/v1.12/version'), 400, /client version 1.12 is too old/);
   isError(await call('GET', '/no/such/endpoint'), 404, /page not found/);
   isError(await call('GET', '/containers/json?filters=%7Bnot-json'), 400, /invalid filters/);
-  isError(await call('GET', '/networks'), 501, /networks are not implemented by berth yet/);
+  isError(await call('POST', '/build'), 501, /build are not implemented by berth yet/);
+  isError(await call('GET', '/networks/nosuch'), 404, /network nosuch not found/);
+  isError(await call('POST', '/networks/create', '{"Name": "bad name"}'), 400, /invalid network name/);
+  isError(await call('GET', '/volumes/nosuch'), 404, /no such volume/);
   isError(await call('GET', '/images/search?term=x'), 501, /search is not implemented/);
   for (const name of ['..%2F..%2Fetc%2Fpasswd', '..', 'a%00b', '%2Fetc']) {
     isError(await call('GET', `/containers/${name}/json`), 404, /No such container/);

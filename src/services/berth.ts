@@ -8,6 +8,7 @@ import { InvalidArgumentError } from '../errdefs/index.js';
 import { collectGarbage, type Finding, type FsckOpts, type FsckStores, fsck, type GCOpts, type GCResult } from '../gc/index.js';
 import { imageUsage, type StoreUsage } from '../images/index.js';
 import { Metadata, type NamespaceScope } from '../metadata/index.js';
+import { NetworkService } from '../network/index.js';
 import { hostPlatform, platformMatcher } from '../oci/index.js';
 import {
   type Driver,
@@ -18,6 +19,8 @@ import {
   type SnapshotterName,
   snapshotterNames,
 } from '../snapshots/index.js';
+import { VolumeStore } from '../volumes/index.js';
+import { networkLeftovers } from './network-check.js';
 import { readSettings, type Settings } from './settings.js';
 
 export interface OpenBerthOpts {
@@ -65,6 +68,10 @@ export class Berth implements Disposable {
   readonly runDir: string;
   /** The root's defaults (`<root>/berth.json`). */
   readonly settings: Settings;
+  /** The networks (`<root>/networks`) and the CNI attachments. */
+  readonly network: NetworkService;
+  /** The named volumes (`<root>/volumes`). */
+  readonly volumes: VolumeStore;
 
   private constructor(root: string, content: LocalStore, metadata: Metadata, snapshotter: SnapshotterName, settings: Settings) {
     this.root = root;
@@ -77,6 +84,8 @@ export class Berth implements Disposable {
       process.getuid?.() === 0
         ? join('/run/berth', key)
         : join(process.env.XDG_RUNTIME_DIR || tmpdir(), `berth-${process.getuid?.()}`, key);
+    this.network = new NetworkService(root, this.runDir, { bridgeSubnet: settings.bridgeSubnet });
+    this.volumes = new VolumeStore(root);
   }
 
   /** Opens (creating when needed) the root directory. */
@@ -118,9 +127,17 @@ export class Berth implements Disposable {
     return collectGarbage(this.#stores(), opts);
   }
 
-  /** Checks the whole root (see gc's fsck); `repair` removes orphans and dangling records. */
-  fsck(opts: FsckOpts = {}): Promise<Finding[]> {
-    return fsck(this.#stores(), opts);
+  /**
+   * What crashes left of networking (namespaces, addresses, port rules of containers that do not
+   * run) and of volumes; `repair` releases them (`berth gc` does, after the sweep).
+   */
+  networkLeftovers(opts: { repair?: boolean } = {}): Promise<Finding[]> {
+    return networkLeftovers(this, opts);
+  }
+
+  /** Checks the whole root (see gc's fsck) and its networks and volumes; `repair` removes orphans and dangling records. */
+  async fsck(opts: FsckOpts = {}): Promise<Finding[]> {
+    return [...(await fsck(this.#stores(), opts)), ...(await networkLeftovers(this, { repair: opts.repair ?? false }))];
   }
 
   /** The size views of every image of every namespace, for this host's platform. */

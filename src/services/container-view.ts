@@ -1,8 +1,9 @@
 // docker's views of a container: the ps columns, the inspect document, the filters of ps and prune.
-import { type Container, type Containers, parseBind } from '../containers/index.js';
+import { type Container, type Containers, mountPoints } from '../containers/index.js';
 import { hasCode, InvalidArgumentError } from '../errdefs/index.js';
-import { parseLogTime } from '../runtime/index.js';
 import type { Berth } from './berth.js';
+import { labelMatches, pruneMatches, splitFilter } from './filters.js';
+import { networkSettings } from './networks.js';
 
 export const exitCodeOf = (c: Container) => c.state.exitCode ?? 255;
 
@@ -20,7 +21,7 @@ export function commandText(c: Container): string {
 }
 
 /** docker's `inspect` document for a container. */
-export function inspectContainer(containers: Containers, c: Container): Record<string, unknown> {
+export function inspectContainer(b: Berth, containers: Containers, c: Container): Record<string, unknown> {
   const p = containers.paths(c.id);
   const cfg = c.config.Config;
   const args = [...(cfg.Entrypoint ?? []), ...cfg.Cmd];
@@ -53,13 +54,35 @@ export function inspectContainer(containers: Containers, c: Container): Record<s
     Platform: 'linux',
     HostConfig: c.config.HostConfig,
     GraphDriver: graphDriver(containers, c),
-    Mounts: c.config.HostConfig.Binds.map((b) => {
-      const { source, destination, readOnly, mode } = parseBind(b);
-      return { Type: 'bind', Source: source, Destination: destination, Mode: mode, RW: !readOnly, Propagation: 'rprivate' };
-    }),
+    Mounts: mountList(b, c),
     Config: cfg,
-    NetworkSettings: { Networks: { [c.config.HostConfig.NetworkMode]: {} } },
+    NetworkSettings: networkSettings(b, c),
   };
+}
+
+/** docker's Mounts of a container (inspect and list). */
+export function mountList(b: Berth, c: Container): Record<string, unknown>[] {
+  return mountPoints(c).map((m) =>
+    m.Type === 'volume'
+      ? {
+          Type: 'volume',
+          Name: m.Name,
+          Source: b.volumes.dataDir(m.Name as string),
+          Destination: m.Destination,
+          Driver: 'local',
+          Mode: m.Mode,
+          RW: m.RW,
+          Propagation: '',
+        }
+      : {
+          Type: m.Type,
+          Source: m.Source,
+          Destination: m.Destination,
+          Mode: m.Mode,
+          RW: m.RW,
+          Propagation: m.Type === 'bind' ? 'rprivate' : '',
+        },
+  );
 }
 
 function graphDriver(containers: Containers, c: Container): Record<string, unknown> {
@@ -75,7 +98,7 @@ export async function pruneContainers(b: Berth, namespace: string, filters: stri
   const out = { ids: [] as string[], reclaimed: 0 };
   for (const c of await containers.list()) {
     if (c.state.status === 'running') continue;
-    if (!filters.every((f) => pruneFilter(c, f))) continue;
+    if (!filters.every((f) => pruneMatches({ created: c.createdAt.getTime(), labels: c.labels }, f))) continue;
     const usage = await containers.usage(c);
     try {
       await containers.remove(c.id);
@@ -89,22 +112,8 @@ export async function pruneContainers(b: Berth, namespace: string, filters: stri
   return out;
 }
 
-function pruneFilter(c: Container, f: string): boolean {
-  const i = f.indexOf('=');
-  if (i <= 0) throw new InvalidArgumentError(`invalid filter "${f}" (want key=value)`);
-  const k = f.slice(0, i);
-  const v = f.slice(i + 1);
-  if (k === 'until') return c.createdAt.getTime() < parseLogTime(v);
-  if (k === 'label') return matchFilter(c, f);
-  if (k === 'label!') return !matchFilter(c, `label=${v}`);
-  throw new InvalidArgumentError(`invalid filter "${k}" (want until, label or label!)`);
-}
-
 export function matchFilter(c: Container, f: string): boolean {
-  const i = f.indexOf('=');
-  if (i <= 0) throw new InvalidArgumentError(`invalid filter "${f}" (want key=value)`);
-  const k = f.slice(0, i);
-  const v = f.slice(i + 1);
+  const [k, v] = splitFilter(f);
   switch (k) {
     case 'status':
       return (c.state.paused ? 'paused' : c.state.status) === v;
@@ -112,10 +121,8 @@ export function matchFilter(c: Container, f: string): boolean {
       return c.name.includes(v);
     case 'id':
       return c.id.startsWith(v);
-    case 'label': {
-      const j = v.indexOf('=');
-      return j < 0 ? v in c.labels : c.labels[v.slice(0, j)] === v.slice(j + 1);
-    }
+    case 'label':
+      return labelMatches(c.labels, v);
     case 'ancestor':
       return c.config.Config.Image === v || c.image === v || c.imageId === v || c.imageId.slice(7).startsWith(v);
     case 'exited':

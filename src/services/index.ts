@@ -1,5 +1,14 @@
 export { Berth, defaultRoot, type OpenBerthOpts } from './berth.js';
-export { commandText, exitCodeOf, humanDuration, inspectContainer, matchFilter, pruneContainers, statusText } from './container-view.js';
+export {
+  commandText,
+  exitCodeOf,
+  humanDuration,
+  inspectContainer,
+  matchFilter,
+  mountList,
+  pruneContainers,
+  statusText,
+} from './container-view.js';
 export {
   filterImages,
   findImages,
@@ -21,4 +30,16 @@ export {
   untaggedName,
 } from './image-catalog.js';
 export { loadImages } from './load.js';
+export {
+  createNetwork,
+  listNetworks,
+  networkSettings,
+  networkView,
+  portList,
+  portSettings,
+  portsText,
+  pruneNetworks,
+  removeNetwork,
+} from './networks.js';
 export { defaultSettings, readSettings, type Settings, settingKeys, writeSetting } from './settings.js';
+export { listVolumes, pruneVolumes, removeVolume, volumeSize, volumeUsage, volumeUsers, volumeView } from './volumes.js';

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { InvalidArgumentError } from '../errdefs/index.js';
+import { defaultBridge, formatSubnet, parseSubnet } from '../network/index.js';
 import { writeFileAtomic } from '../sys/index.js';
 
 /** A root's defaults, kept in `<root>/berth.json`. */
@@ -9,9 +10,11 @@ export interface Settings {
   gcAfterRemove: boolean;
   /** Keep a layer's compressed blob once it is unpacked (containerd's default); false drops it, as docker's classic store. */
   keepCompressedLayers: boolean;
+  /** The default `bridge` network's IPv4 subnet (read when the network is first made). */
+  bridgeSubnet: string;
 }
 
-export const defaultSettings: Readonly<Settings> = { gcAfterRemove: true, keepCompressedLayers: true };
+export const defaultSettings: Readonly<Settings> = { gcAfterRemove: true, keepCompressedLayers: true, bridgeSubnet: defaultBridge.subnet };
 
 export const settingKeys = Object.keys(defaultSettings) as (keyof Settings)[];
 
@@ -32,17 +35,21 @@ export async function readSettings(root: string): Promise<Settings> {
   const out: Settings = { ...defaultSettings };
   for (const k of settingKeys) {
     const x = (v as Record<string, unknown>)?.[k];
-    if (typeof x === 'boolean') out[k] = x;
+    if (typeof x === typeof out[k]) (out as unknown as Record<string, unknown>)[k] = x;
   }
   return out;
 }
 
-/** Sets one setting from its text form (`true`/`false`). @throws InvalidArgumentError */
+/** Sets one setting from its text form (`true`/`false`, or a subnet). @throws InvalidArgumentError */
 export async function writeSetting(root: string, key: string, value: string): Promise<Settings> {
   if (!(settingKeys as string[]).includes(key)) throw new InvalidArgumentError(`unknown setting "${key}" (want ${settingKeys.join(', ')})`);
-  if (value !== 'true' && value !== 'false') throw new InvalidArgumentError(`setting "${key}": want true or false, not "${value}"`);
   const s = await readSettings(root);
-  s[key as keyof Settings] = value === 'true';
+  if (key === 'bridgeSubnet') {
+    s.bridgeSubnet = formatSubnet(parseSubnet(value));
+  } else {
+    if (value !== 'true' && value !== 'false') throw new InvalidArgumentError(`setting "${key}": want true or false, not "${value}"`);
+    (s as unknown as Record<string, boolean>)[key] = value === 'true';
+  }
   await writeFileAtomic(join(root, 'berth.json'), `${JSON.stringify(s, null, 2)}\n`);
   return s;
 }

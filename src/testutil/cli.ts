@@ -15,21 +15,22 @@ export interface Result {
   stderr: string;
 }
 
-/** Runs `berth` with a private root (BERTH_ROOT) and optional input and environment. */
-export function berth(
-  root: string,
-  args: string[],
-  opts: {
-    /** Bytes for stdin, or a stream piped into it. */
-    input?: Uint8Array | string | NodeJS.ReadableStream;
-    env?: Record<string, string>;
-    /** SIGKILL it after this many ms (code null). */
-    killAfter?: number;
-  } = {},
-): Promise<Result> {
-  const p = spawn(process.execPath, [berthMain, ...args], {
-    env: { ...process.env, BERTH_ROOT: root, BERTH_NAMESPACE: '', ...opts.env },
+export interface RunOpts {
+  /** Bytes for stdin, or a stream piped into it. */
+  input?: Uint8Array | string | NodeJS.ReadableStream;
+  /** Added to this process's environment. */
+  env?: Record<string, string>;
+  cwd?: string;
+  /** SIGKILL it after this many ms (code null). */
+  killAfter?: number;
+}
+
+/** Runs a program to its end, collecting its output (the tests' runner for berth, docker and compose). */
+export function runProgram(bin: string, args: string[], opts: RunOpts = {}): Promise<Result> {
+  const p = spawn(bin, args, {
+    env: { ...process.env, ...opts.env },
     stdio: ['pipe', 'pipe', 'pipe'],
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
   let stdout = '';
   let stderr = '';
@@ -39,12 +40,10 @@ export function berth(
   p.stderr.on('data', (d: Buffer) => {
     stderr += d;
   });
+  p.stdin.on('error', () => {}); // it may stop reading early (a refused archive)
   const input = opts.input ?? '';
   if (typeof input === 'string' || input instanceof Uint8Array) p.stdin.end(input);
-  else {
-    p.stdin.on('error', () => {}); // berth may stop reading early (a refused archive)
-    input.pipe(p.stdin);
-  }
+  else input.pipe(p.stdin);
   const timer = opts.killAfter === undefined ? undefined : setTimeout(() => p.kill('SIGKILL'), opts.killAfter);
   return new Promise((resolve) =>
     p.on('close', (code) => {
@@ -52,6 +51,11 @@ export function berth(
       resolve({ code, stdout, stderr });
     }),
   );
+}
+
+/** Runs `berth` with a private root (BERTH_ROOT) and optional input and environment. */
+export function berth(root: string, args: string[], opts: Omit<RunOpts, 'cwd'> = {}): Promise<Result> {
+  return runProgram(process.execPath, [berthMain, ...args], { ...opts, env: { BERTH_ROOT: root, BERTH_NAMESPACE: '', ...opts.env } });
 }
 
 /** Asserts success and returns the result. */
@@ -81,11 +85,12 @@ export class TestRoots {
   }
 }
 
-/** Removes what the roots left outside themselves: their containers and their runtime directories under /run. */
+/** Removes what the roots left outside themselves: their containers, networks and runtime directories under /run. */
 export async function cleanupRoots(roots: string[]): Promise<void> {
   for (const root of roots) {
     const ids = (await berth(root, ['ps', '-aq'])).stdout.split('\n').filter(Boolean);
     if (ids.length) await berth(root, ['rm', '-f', ...ids]);
+    await berth(root, ['network', 'prune', '-f']); // their bridges and rules are the host's
     const b = await Berth.open({ root });
     await rm(b.runDir, { recursive: true, force: true });
     b.close();

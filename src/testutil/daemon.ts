@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, before } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pushBusyboxImage } from './busybox.js';
-import { berthMain, cleanupRoots, type Result } from './cli.js';
+import { berthMain, cleanupRoots, type Result, runProgram } from './cli.js';
 import { type RegistryOpts, startRegistry, type TestRegistry } from './registry.js';
 
 export interface BerthDaemon {
@@ -80,27 +80,11 @@ export function dockerCli(
   args: string[],
   opts: { input?: string; config?: string; timeout?: number } = {},
 ): Promise<Result> {
-  const p = spawn(bin, args, {
-    env: { ...process.env, DOCKER_HOST: host, DOCKER_CONFIG: opts.config ?? '/nonexistent-berth-docker-config', DOCKER_BUILDKIT: '0' },
-    stdio: ['pipe', 'pipe', 'pipe'],
+  return runProgram(bin, args, {
+    env: { DOCKER_HOST: host, DOCKER_CONFIG: opts.config ?? '/nonexistent-berth-docker-config', DOCKER_BUILDKIT: '0' },
+    input: opts.input ?? '',
+    killAfter: opts.timeout ?? 60_000,
   });
-  let stdout = '';
-  let stderr = '';
-  p.stdout.on('data', (d: Buffer) => {
-    stdout += d;
-  });
-  p.stderr.on('data', (d: Buffer) => {
-    stderr += d;
-  });
-  p.stdin.on('error', () => {});
-  p.stdin.end(opts.input ?? '');
-  const timer = setTimeout(() => p.kill('SIGKILL'), opts.timeout ?? 60_000);
-  return new Promise((resolve) =>
-    p.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    }),
-  );
 }
 
 /** What a daemon test works with; filled in by the `before` hook {@link daemonFixture} registers. */

@@ -166,7 +166,7 @@ export const containerRoutes: Route[] = [
     pattern: '/containers/{id}/json',
     handle: async (e, { res, params, query }) => {
       const c = await e.containers.get(params.id as string);
-      const doc = inspectContainer(e.containers, c);
+      const doc = inspectContainer(e.berth, e.containers, c);
       // The log reads back through /logs as json-file's does (docker-py's run reads output only
       // for json-file and journald); on disk it is CRI's format.
       doc.HostConfig = {
@@ -374,7 +374,7 @@ export const containerRoutes: Route[] = [
       const id = find(e, params.id as string).id;
       e.stoppedByUser(id);
       try {
-        await e.containers.remove(id, { force: boolValue(query, 'force') });
+        await e.containers.remove(id, { force: boolValue(query, 'force'), volumes: boolValue(query, 'v') });
       } catch (err) {
         if (hasCode(err, 'FAILED_PRECONDITION')) {
           const c = find(e, id);

@@ -4,7 +4,7 @@ import { InvalidArgumentError } from '../../errdefs/index.js';
 
 /** One event as `GET /events` sends it (docker's `events.Message`). */
 export interface EngineEvent {
-  Type: 'container' | 'image' | 'daemon';
+  Type: 'container' | 'image' | 'network' | 'volume' | 'daemon';
   Action: string;
   Actor: { ID: string; Attributes: Record<string, string> };
   scope: 'local';

@@ -6,11 +6,12 @@ import type { Engine } from './engine.js';
 import { execRoutes } from './exec.js';
 import { sendError, statusOf } from './http.js';
 import { imageRoutes } from './images.js';
+import { networkRoutes } from './networks.js';
 import { maxAPIVersion, parseTarget, Router } from './router.js';
 import { hijacked } from './streams.js';
 import { laterPrefixes, systemRoutes } from './system.js';
 
-const router = new Router([...systemRoutes, ...imageRoutes, ...execRoutes, ...containerRoutes]);
+const router = new Router([...systemRoutes, ...imageRoutes, ...execRoutes, ...containerRoutes, ...networkRoutes]);
 
 /** Headers on every answer: what `/_ping` tells clients, on all of them as dockerd does. */
 function commonHeaders(res: ServerResponse, version: string): void {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { arch, cpus, hostname, release, totalmem } from 'node:os';
 import { parseLogTime } from '../../runtime/index.js';
+import { volumeUsage, volumeView } from '../../services/index.js';
 import { eventFilter } from './events.js';
 import { filterList, readJSON, sendJSON } from './http.js';
 import { maxAPIVersion, minAPIVersion, type Route } from './router.js';
@@ -139,7 +140,10 @@ export const systemRoutes: Route[] = [
           return { ...i, Containers: u?.containers ?? 0, SharedSize: u?.shared ?? -1 };
         }),
         Containers: containers,
-        Volumes: [],
+        Volumes: (await volumeUsage(e.berth)).map((v) => ({
+          ...volumeView(e.berth, v.Volume),
+          UsageData: { Size: v.Size, RefCount: v.RefCount },
+        })),
         BuildCache: [],
       });
     },
@@ -191,15 +195,4 @@ export const systemRoutes: Route[] = [
 ];
 
 /** Parts of the API that come with later work: a clear 501, not a 404. */
-export const laterPrefixes = [
-  '/networks',
-  '/volumes',
-  '/build',
-  '/swarm',
-  '/services',
-  '/nodes',
-  '/secrets',
-  '/configs',
-  '/plugins',
-  '/session',
-];
+export const laterPrefixes = ['/build', '/swarm', '/services', '/nodes', '/secrets', '/configs', '/plugins', '/session'];

@@ -1,7 +1,8 @@
-import type { Container, ContainerHostConfig, CreateContainerOpts, RestartPolicy } from '../../containers/index.js';
+import type { Container, ContainerHostConfig, CreateContainerOpts, MountRequest, RestartPolicy } from '../../containers/index.js';
 import { InvalidArgumentError } from '../../errdefs/index.js';
 import { contentSize } from '../../images/index.js';
-import { type ImageRow, imageCreated, imageIdOf, imageRows, repoOf, statusText } from '../../services/index.js';
+import type { EndpointRequest, PortMap } from '../../network/index.js';
+import { type ImageRow, imageCreated, imageIdOf, imageRows, portList, repoOf, statusText } from '../../services/index.js';
 import type { Engine } from './engine.js';
 
 // docker's shapes of berth's records: the items of the image and container lists, and the create
@@ -49,12 +50,16 @@ export function containerItem(c: Container): Record<string, unknown> {
     ImageID: c.imageId,
     Command: commandOf(c),
     Created: Math.floor(c.createdAt.getTime() / 1000),
-    Ports: [],
+    Ports: portList(c),
     Labels: c.labels,
     State: c.state.paused ? 'paused' : c.state.status,
     Status: statusText(c),
     HostConfig: { NetworkMode: c.config.HostConfig.NetworkMode },
-    NetworkSettings: { Networks: {} },
+    NetworkSettings: {
+      Networks: Object.fromEntries(
+        Object.entries(c.state.status === 'running' ? (c.state.networks ?? {}) : {}).map(([n, e]) => [n, { ...e, IfName: undefined }]),
+      ),
+    },
     Mounts: [],
   };
 }
@@ -73,8 +78,19 @@ export interface CreateBody {
   OpenStdin?: boolean;
   StopSignal?: string;
   StopTimeout?: number | null;
+  ExposedPorts?: Record<string, object> | null;
+  Domainname?: string;
+  NetworkingConfig?: { EndpointsConfig?: Record<string, EndpointConfig | null> | null } | null;
   HostConfig?: {
     Binds?: string[] | null;
+    Mounts?: MountRequest[] | null;
+    VolumesFrom?: string[] | null;
+    PortBindings?: PortMap | null;
+    PublishAllPorts?: boolean;
+    Dns?: string[] | null;
+    DnsSearch?: string[] | null;
+    DnsOptions?: string[] | null;
+    ExtraHosts?: string[] | null;
     Tmpfs?: Record<string, string> | null;
     NetworkMode?: string;
     Memory?: number;
@@ -90,6 +106,21 @@ export interface CreateBody {
     AutoRemove?: boolean;
     GroupAdd?: string[] | null;
     RestartPolicy?: { Name?: string; MaximumRetryCount?: number } | null;
+  };
+}
+
+/** docker's EndpointSettings, as create and network connect send them. */
+export interface EndpointConfig {
+  Aliases?: string[] | null;
+  IPAMConfig?: { IPv4Address?: string } | null;
+}
+
+/** docker's EndpointSettings as berth's request. */
+export function endpointRequest(e: EndpointConfig | null | undefined): EndpointRequest {
+  const aliases = stringArray(e?.Aliases, 'Aliases');
+  return {
+    ...(aliases?.length ? { Aliases: aliases } : {}),
+    ...(e?.IPAMConfig?.IPv4Address ? { IPv4Address: e.IPAMConfig.IPv4Address } : {}),
   };
 }
 
@@ -120,8 +151,16 @@ export function createOpts(body: CreateBody, name: string | null): CreateContain
   const binds = stringArray(h.Binds, 'HostConfig.Binds');
   if (binds) host.Binds = binds;
   if (h.Tmpfs) host.Tmpfs = h.Tmpfs;
-  // Networks come with their own work: until then a container has none, or the host's.
-  if (h.NetworkMode === 'host') host.NetworkMode = 'host';
+  if (h.Mounts?.length) host.Mounts = h.Mounts;
+  const volumesFrom = stringArray(h.VolumesFrom, 'HostConfig.VolumesFrom');
+  if (volumesFrom?.length) host.VolumesFrom = volumesFrom;
+  if (h.NetworkMode && h.NetworkMode !== 'default') host.NetworkMode = h.NetworkMode;
+  if (h.PortBindings && Object.keys(h.PortBindings).length) host.PortBindings = h.PortBindings;
+  if (h.PublishAllPorts) host.PublishAllPorts = true;
+  for (const k of ['Dns', 'DnsSearch', 'DnsOptions', 'ExtraHosts'] as const) {
+    const v = stringArray(h[k], `HostConfig.${k}`);
+    if (v?.length) host[k] = v;
+  }
   if (h.Memory) host.Memory = h.Memory;
   if (h.NanoCpus) host.NanoCpus = h.NanoCpus;
   if (h.PidsLimit && h.PidsLimit > 0) host.PidsLimit = h.PidsLimit;
@@ -157,6 +196,10 @@ export function createOpts(body: CreateBody, name: string | null): CreateContain
   if (body.Tty) opts.tty = true;
   if (body.OpenStdin) opts.openStdin = true;
   if (body.Labels) opts.labels = body.Labels;
+  const exposed = Object.keys(body.ExposedPorts ?? {});
+  if (exposed.length) opts.exposedPorts = exposed;
+  const endpoints = Object.entries(body.NetworkingConfig?.EndpointsConfig ?? {});
+  if (endpoints.length) opts.networks = Object.fromEntries(endpoints.map(([n, e]) => [n, endpointRequest(e)]));
   if (body.StopSignal) opts.stopSignal = body.StopSignal;
   if (typeof body.StopTimeout === 'number') opts.stopTimeout = body.StopTimeout;
   return opts;

@@ -1,0 +1,291 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FailedPreconditionError, hasCode } from '../errdefs/index.js';
+import {
+  type Attachment,
+  assignHostPorts,
+  createNetns,
+  deleteNetns,
+  type Endpoint,
+  type EndpointRequest,
+  type HostEntry,
+  hostsFile,
+  ifName,
+  type NetworkRecord,
+  type PortBinding,
+  parseExtraHost,
+  parsePortKey,
+  portBindings,
+  resolvConf,
+} from '../network/index.js';
+import { withFileLock } from '../sys/index.js';
+import type { ContainerContext } from './context.js';
+import type { Container } from './types.js';
+
+// A container's networking at start and exit: its namespace (the host's, one of its own, one berth
+// makes and attaches to networks, or another container's), the CNI attachments, the published
+// ports, and the /etc files: hosts (kept in sync with the peers on its user networks: berth's name
+// resolution), resolv.conf and hostname.
+
+export interface NetworkPlan {
+  /** What the runtime spec gets. */
+  namespace: 'none' | 'host' | { path: string };
+  /** berth made the namespace (bridge networks): lo, the attachments, and its removal at the exit are berth's. */
+  ownNetns?: string;
+  attachments: Attachment[];
+  ports: PortBinding[];
+  /** `container:ID`: that container's /etc files are shared. */
+  filesFrom?: Container;
+}
+
+/** docker's `default` is the `bridge` network. */
+export function primaryNetwork(mode: string): string {
+  return mode === 'default' ? 'bridge' : mode;
+}
+
+/** The network names a container joins, its NetworkMode's first (none for host, none, container:). */
+export function joinedNetworks(rec: Container): string[] {
+  const mode = primaryNetwork(rec.config.HostConfig.NetworkMode);
+  if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) return [];
+  return rec.config.Networks ? Object.keys(rec.config.Networks) : [mode];
+}
+
+/** Every port the container publishes: `-p`, and with `-P` each exposed port on a random host port. */
+function wantedPorts(rec: Container): PortBinding[] {
+  const h = rec.config.HostConfig;
+  const bound = portBindings(h.PortBindings);
+  if (h.PublishAllPorts) {
+    for (const key of Object.keys(rec.config.Config.ExposedPorts ?? {})) {
+      const { port, protocol } = parsePortKey(key);
+      if (!bound.some((b) => b.containerPort === port && b.protocol === protocol))
+        bound.push({ hostIP: '', hostPort: 0, containerPort: port, protocol });
+    }
+  }
+  return bound;
+}
+
+/** Host ports already published by the namespace's running containers. */
+function takenPorts(ctx: ContainerContext): Set<string> {
+  const taken = new Set<string>();
+  for (const r of ctx.ns.containers.list<Container['config']>()) {
+    if (r.state.status === 'running') for (const p of r.state.ports ?? []) taken.add(`${p.hostPort}/${p.protocol}`);
+  }
+  return taken;
+}
+
+/** Works out a starting container's networking and makes its namespace. @throws NotFoundError for an unknown network */
+export async function planNetwork(ctx: ContainerContext, rec: Container): Promise<NetworkPlan> {
+  const mode = primaryNetwork(rec.config.HostConfig.NetworkMode);
+  if (mode === 'host' || mode === 'none') return { namespace: mode, attachments: [], ports: [] };
+  if (mode.startsWith('container:')) {
+    const other = ctx.find(mode.slice('container:'.length));
+    if (other.state.status !== 'running' || other.state.pid === undefined) {
+      throw new FailedPreconditionError(`cannot join the network of container ${other.name}: it is not running`);
+    }
+    const path = other.state.netns ?? `/proc/${other.state.pid}/ns/net`;
+    return { namespace: other.config.HostConfig.NetworkMode === 'host' ? 'host' : { path }, attachments: [], ports: [], filesFrom: other };
+  }
+  const names = joinedNetworks(rec);
+  const networks = names.map((n) => ctx.host.network.store.find(n));
+  const ports = await assignHostPorts(wantedPorts(rec), takenPorts(ctx));
+  const attachments = networks.map((network, i) => ({
+    network,
+    request: rec.config.Networks?.[names[i] as string] ?? {},
+    ports: i === 0 ? ports : [],
+    ifName: ifName(i),
+  }));
+  const path = await createNetns(rec.id);
+  return { namespace: { path }, ownNetns: path, attachments, ports };
+}
+
+/** ADD for every attachment (and lo), side by side; on a failure, what was added is undone. */
+export async function attachNetworks(ctx: ContainerContext, rec: Container, plan: NetworkPlan): Promise<Record<string, Endpoint>> {
+  if (!plan.ownNetns) return {};
+  const netns = plan.ownNetns;
+  const svc = ctx.host.network;
+  const results = await Promise.allSettled([
+    svc.loopbackUp(rec.id, netns).then(() => undefined),
+    ...plan.attachments.map((a) => svc.attach(rec.id, netns, a).then((r) => r.endpoint)),
+  ]);
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) {
+    await releaseNetworks(ctx, rec, { netns, attachments: plan.attachments });
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  const endpoints: Record<string, Endpoint> = {};
+  plan.attachments.forEach((a, i) => {
+    endpoints[a.network.Name] = (results[i + 1] as PromiseFulfilledResult<Endpoint>).value;
+  });
+  return endpoints;
+}
+
+/**
+ * DEL for every network the container joins and the removal of its namespace: after its exit, on
+ * a failed start, and by fsck for leftovers. Repeating it is harmless.
+ */
+export async function releaseNetworks(
+  ctx: ContainerContext,
+  rec: Container,
+  given?: { netns: string; attachments: Omit<Attachment, 'request'>[] },
+): Promise<void> {
+  const netns = given?.netns ?? rec.state.netns;
+  if (!netns) return;
+  const attachments = given?.attachments ?? recordedAttachments(ctx, rec);
+  const results = await Promise.allSettled(attachments.map((a) => ctx.host.network.detach(rec.id, netns, a)));
+  await deleteNetns(rec.id);
+  for (const r of results) if (r.status === 'rejected') throw r.reason;
+}
+
+/** The attachments a start made (or may have made before a crash), with the interfaces and ports it recorded. */
+function recordedAttachments(ctx: ContainerContext, rec: Container): Omit<Attachment, 'request'>[] {
+  const out: Omit<Attachment, 'request'>[] = [];
+  joinedNetworks(rec).forEach((name, i) => {
+    let network: NetworkRecord;
+    try {
+      network = ctx.host.network.store.find(name);
+    } catch (err) {
+      if (hasCode(err, 'NOT_FOUND')) return; // removed since: nothing of it to release
+      throw err;
+    }
+    out.push({ network, ifName: rec.state.networks?.[name]?.IfName ?? ifName(i), ports: i === 0 ? (rec.state.ports ?? []) : [] });
+  });
+  return out;
+}
+
+/** Writes /etc/hostname, /etc/resolv.conf and a first /etc/hosts into the container's directory. */
+export function writeEtcFiles(ctx: ContainerContext, rec: Container, plan: NetworkPlan): void {
+  const { Config: c, HostConfig: h } = rec.config;
+  const dir = ctx.paths(rec.id).dir;
+  const hostNetwork = plan.namespace === 'host';
+  writeFileSync(join(dir, 'hostname'), `${c.Hostname}\n`);
+  writeFileSync(
+    join(dir, 'resolv.conf'),
+    resolvConf({
+      hostNetwork,
+      ...(h.Dns ? { servers: h.Dns } : {}),
+      ...(h.DnsSearch ? { search: h.DnsSearch } : {}),
+      ...(h.DnsOptions ? { options: h.DnsOptions } : {}),
+    }),
+  );
+  const extra = (h.ExtraHosts ?? []).map(parseExtraHost);
+  const hosts = hostNetwork
+    ? `${readFileSync('/etc/hosts', 'utf8').trimEnd()}\n${extra.map((e) => `${e.ip}\t${e.names.join(' ')}\n`).join('')}`
+    : hostsFile(plan.ownNetns ? [] : [{ ip: '127.0.1.1', names: [c.Hostname] }], [], extra);
+  writeFileSync(join(dir, 'hosts'), hosts);
+}
+
+/** The files a container's /etc mounts come from (another container's, for `container:ID`). */
+export function etcFileSource(
+  ctx: ContainerContext,
+  rec: Container,
+  plan: NetworkPlan,
+  file: 'hosts' | 'resolv.conf' | 'hostname',
+): string {
+  const owner = plan.filesFrom && file !== 'hostname' ? plan.filesFrom : rec;
+  return join(ctx.paths(owner.id).dir, file);
+}
+
+/**
+ * Rewrites /etc/hosts of the running containers on the given networks: each lists itself and,
+ * on user networks (docker's default bridge resolves no names), its peers by name and alias.
+ * `starting` counts as running (its record is written after the start). Files are rewritten in
+ * place: the containers see them through bind mounts of those inodes.
+ */
+export async function syncHosts(ctx: ContainerContext, networkIds: Set<string>, starting?: Container): Promise<void> {
+  if (networkIds.size === 0) return;
+  await withFileLock(join(ctx.host.network.store.dir, 'hosts.lock'), async () => {
+    const running = ctx.ns.containers
+      .list<Container['config']>()
+      .filter((r) => r.id !== starting?.id && r.state.status === 'running' && r.state.networks);
+    if (starting) running.push(starting);
+    const bridge = ctx.host.network.store.find('bridge').Id;
+    for (const r of running) {
+      const mine = Object.values(r.state.networks ?? {});
+      if (!mine.some((e) => networkIds.has(e.NetworkID))) continue;
+      const self: HostEntry[] = mine.slice(0, 1).map((e) => ({ ip: e.IPAddress, names: [r.config.Config.Hostname] }));
+      const peers: HostEntry[] = [];
+      for (const o of running) {
+        if (o.id === r.id) continue;
+        for (const e of Object.values(o.state.networks ?? {})) {
+          if (e.NetworkID === bridge || !mine.some((m) => m.NetworkID === e.NetworkID)) continue;
+          peers.push({ ip: e.IPAddress, names: [o.name, ...e.Aliases] });
+        }
+      }
+      const file = join(ctx.paths(r.id).dir, 'hosts');
+      const text = hostsFile(self, peers, (r.config.HostConfig.ExtraHosts ?? []).map(parseExtraHost));
+      if (existsSync(file) && readFileSync(file, 'utf8') !== text) writeFileSync(file, text);
+    }
+  });
+}
+
+/** The IDs of the networks in a container's recorded attachments. */
+export function attachedNetworkIds(rec: Container): Set<string> {
+  return new Set(Object.values(rec.state.networks ?? {}).map((e) => e.NetworkID));
+}
+
+/**
+ * Joins a container to one more network (docker network connect): recorded for its starts, and
+ * attached now (the next interface) when it runs in a namespace berth made.
+ * @throws FailedPreconditionError for a container on host, none or another's network, or already joined
+ */
+export async function connectNetwork(
+  ctx: ContainerContext,
+  ref: string,
+  network: NetworkRecord,
+  request: EndpointRequest,
+): Promise<Container> {
+  const found = ctx.find(ref);
+  return ctx.locked(found.id, async () => {
+    const rec = ctx.find(found.id);
+    const joined = joinedNetworks(rec);
+    const mode = primaryNetwork(rec.config.HostConfig.NetworkMode);
+    if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) {
+      throw new FailedPreconditionError(`container ${rec.name} is on network "${mode}": it cannot join others`);
+    }
+    if (joined.includes(network.Name))
+      throw new FailedPreconditionError(`endpoint with name ${rec.name} already exists in network ${network.Name}`);
+    const config = {
+      ...rec.config,
+      Networks: { ...(rec.config.Networks ?? Object.fromEntries(joined.map((n) => [n, {}]))), [network.Name]: request },
+    };
+    let state = rec.state;
+    if (rec.state.status === 'running' && rec.state.netns) {
+      const used = new Set(Object.values(rec.state.networks ?? {}).map((e) => e.IfName));
+      let n = 0;
+      while (used.has(ifName(n))) n++;
+      const { endpoint } = await ctx.host.network.attach(rec.id, rec.state.netns, { network, request, ports: [], ifName: ifName(n) });
+      state = { ...rec.state, networks: { ...rec.state.networks, [network.Name]: endpoint } };
+      ctx.ns.containers.setState(rec.id, state);
+    }
+    ctx.ns.containers.setConfig(rec.id, config);
+    const done = { ...rec, config, state };
+    await syncHosts(ctx, new Set([network.Id]));
+    return done;
+  });
+}
+
+/** Leaves a network (docker network disconnect): detached now when it runs, and no longer joined at its starts. */
+export async function disconnectNetwork(ctx: ContainerContext, ref: string, network: NetworkRecord): Promise<Container> {
+  const found = ctx.find(ref);
+  return ctx.locked(found.id, async () => {
+    const rec = ctx.find(found.id);
+    const joined = joinedNetworks(rec);
+    if (!joined.includes(network.Name))
+      throw new FailedPreconditionError(`container ${rec.name} is not connected to network ${network.Name}`);
+    const { [network.Name]: _, ...rest } = rec.config.Networks ?? {};
+    // NetworkMode stays (docker's too): compose disconnects and connects again to set aliases.
+    const config = { ...rec.config, Networks: rest };
+    let state = rec.state;
+    const ep = rec.state.networks?.[network.Name];
+    if (rec.state.status === 'running' && rec.state.netns && ep) {
+      const ports = joined[0] === network.Name ? (rec.state.ports ?? []) : [];
+      await ctx.host.network.detach(rec.id, rec.state.netns, { network, ifName: ep.IfName, ports });
+      const { [network.Name]: __, ...networks } = rec.state.networks ?? {};
+      state = { ...rec.state, networks };
+      ctx.ns.containers.setState(rec.id, state);
+    }
+    ctx.ns.containers.setConfig(rec.id, config);
+    await syncHosts(ctx, new Set([network.Id]));
+    return { ...rec, config, state };
+  });
+}

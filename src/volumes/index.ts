@@ -1,0 +1,1 @@
+export { type VolumeRecord, VolumeStore } from './store.js';

@@ -62,8 +62,9 @@ export async function daemonBench(opts: { runs?: number; containers?: number } =
     const results = await compare(
       'docker run --rm IMG true through berth daemon (busybox, runc)',
       {
-        name: 'docker run --rm IMG true (CLI 28, berth daemon)',
-        argv: () => [cli, '-H', d.host, 'run', '--rm', ref, 'true'],
+        // --network none: as ctr's containers, and the reference dockerd's (it runs with --bridge=none)
+        name: 'docker run --rm --network none IMG true (CLI 28, berth daemon)',
+        argv: () => [cli, '-H', d.host, 'run', '--rm', '--network', 'none', ref, 'true'],
         helperPeakRssMiB: () => status(d.pid, 'VmRSS'),
         cleanup: async () => {},
       },
@@ -85,7 +86,7 @@ export async function daemonBench(opts: { runs?: number; containers?: number } =
     );
 
     const idle = await status(d.pid, 'VmRSS');
-    for (let i = 0; i < count; i++) await docker('run', '-d', ref, 'sleep', '600');
+    for (let i = 0; i < count; i++) await docker('run', '-d', '--network', 'none', ref, 'sleep', '600');
     const running = await status(d.pid, 'VmRSS');
     const apiTimes: number[] = [];
     const cliTimes: number[] = [];

@@ -3,6 +3,7 @@ import { contentAdd } from './content-add.js';
 import { daemonBench } from './daemon.js';
 import { diskBench } from './disk.js';
 import { type Comparison, printComparison } from './harness.js';
+import { networkBench } from './network.js';
 import { pullBench } from './pull.js';
 import { runBench } from './run.js';
 import { unpackBench } from './unpack.js';
@@ -14,6 +15,7 @@ const benchmarks: Record<string, () => Promise<Comparison[]>> = {
   run: () => runBench(),
   disk: () => diskBench(),
   daemon: () => daemonBench(),
+  network: () => networkBench(),
 };
 
 const wanted = process.argv.slice(2);

@@ -44,8 +44,9 @@ export async function runBench(opts: { runs?: number } = {}): Promise<Comparison
     const results = await compare(
       'run --rm IMG true (busybox, overlayfs, runc)',
       {
-        name: 'berth run --rm IMG true',
-        argv: () => [process.execPath, berthMain, '--root', root, 'run', '--rm', ref, 'true'],
+        // ctr gives a container no network; berth's default is the bridge (see the network benchmark)
+        name: 'berth run --rm --network none IMG true',
+        argv: () => [process.execPath, berthMain, '--root', root, 'run', '--rm', '--network', 'none', ref, 'true'],
         cleanup: async () => {},
       },
       [

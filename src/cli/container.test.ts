@@ -190,7 +190,7 @@ describe('containers (runc, conmon)', () => {
     const roBind = await berth(root, ['run', '--rm', '-v', `${host}:/data:ro`, img, 'sh', '-c', 'echo y > /data/nope']);
     assert.equal(roBind.code, 1);
     assert.equal(existsSync(join(host, 'nope')), false);
-    fails(await berth(root, ['run', '--rm', '-v', 'named:/data', img, 'true']), 125, /host path must be absolute/);
+    fails(await berth(root, ['run', '--rm', '-v', './relative:/data', img, 'true']), 125, /host path must be absolute/);
   });
 
   test('cgroups: --memory OOM is 137 and OOMKilled; --pids-limit holds; --cpus applies', async () => {

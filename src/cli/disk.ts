@@ -5,7 +5,17 @@ import { type ImageUsage, verifyImage } from '../images/index.js';
 import { setSnapshotUsage } from '../metadata/index.js';
 import { type Digest, digestHex, familiarName, parseReference } from '../oci/index.js';
 import { parseDuration } from '../runtime/index.js';
-import { type Berth, lookupImage, pruneContainers, pruneImages, settingKeys, volumeUsage, writeSetting } from '../services/index.js';
+import {
+  type Berth,
+  checkRoot,
+  lookupImage,
+  networkLeftovers,
+  pruneContainers,
+  pruneImages,
+  settingKeys,
+  volumeUsage,
+  writeSetting,
+} from '../services/index.js';
 import { storedUsage } from '../snapshots/index.js';
 
 import { example, type Globals, withBerth } from './context.js';
@@ -36,7 +46,7 @@ export function registerDisk(program: Command): void {
       .action(async (flags: { dryRun?: boolean }, cmd: Command) =>
         withBerth(cmd, async (b, g) => {
           const r = await b.gc({ dryRun: flags.dryRun ?? false });
-          const networks = (await b.networkLeftovers({ repair: !flags.dryRun })).map((f) => f.subject);
+          const networks = (await networkLeftovers(b, { repair: !flags.dryRun })).map((f) => f.subject);
           if (g.format === 'json') printJSON({ ...r, networks });
           else {
             printGC(r, flags.dryRun ?? false);
@@ -112,7 +122,7 @@ export function registerDisk(program: Command): void {
         withBerth(cmd, async (b, g) => {
           const progress = new ProgressView();
           let total = 0;
-          const findings = await b.fsck({
+          const findings = await checkRoot(b, {
             repair: flags.repair ?? false,
             onProgress: (e) => {
               total = e.total;

@@ -348,5 +348,15 @@ describe('networks and volumes', () => {
     ok(await b('volume', 'prune', '-a', '-f'), 'prune -a');
     assert.deepEqual(ok(await b('volume', 'ls', '-q'), 'ls').stdout, '');
     fails(await b('volume', 'create', 'x'), 2, /invalid volume name/);
+    // driver options: a mount made when a container first uses the volume, undone by rm
+    ok(await b('volume', 'create', '-o', 'type=tmpfs', '-o', 'device=tmpfs', '-o', 'o=size=1m', 'scratch'), 'create -o');
+    assert.match(
+      ok(await b('run', '--rm', '-v', 'scratch:/s', img, 'grep', ' /s ', '/proc/mounts'), 'tmpfs volume').stdout,
+      /^tmpfs \/s tmpfs .*size=1024k/,
+    );
+    assert.match(readFileSync('/proc/mounts', 'utf8'), new RegExp(`${join(root, 'volumes', 'scratch', '_data')} tmpfs`));
+    ok(await b('volume', 'rm', 'scratch'), 'rm');
+    assert.doesNotMatch(readFileSync('/proc/mounts', 'utf8'), new RegExp(join(root, 'volumes', 'scratch')));
+    fails(await b('volume', 'create', '-o', 'type=tmpfs', 'nodevice'), 2, /needs device=/);
   });
 });

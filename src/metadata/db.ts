@@ -130,13 +130,31 @@ export class MetadataDB {
     this.path = path;
     if (!opts.readonly) mkdirSync(dirname(path), { recursive: true });
     try {
-      this.sqlite = new Database(path, { timeout: opts.busyTimeout ?? 15000, readonly: opts.readonly ?? false });
-      if (!opts.readonly) this.sqlite.pragma('journal_mode = WAL');
+      const timeout = opts.busyTimeout ?? 15000;
+      this.sqlite = new Database(path, { timeout, readonly: opts.readonly ?? false });
+      if (!opts.readonly) this.#enableWAL(timeout);
       this.sqlite.pragma('synchronous = NORMAL');
       this.sqlite.pragma('foreign_keys = ON');
       if (!opts.readonly) this.#migrate();
     } catch (err) {
       throw wrapSqliteError(err, `open metadata "${path}"`);
+    }
+  }
+
+  /**
+   * Switches a fresh file to WAL. SQLite answers SQLITE_BUSY at once, without the busy handler,
+   * while another process opening the same fresh file holds it: retried here until `timeout`.
+   */
+  #enableWAL(timeout: number): void {
+    const deadline = Date.now() + timeout;
+    for (;;) {
+      try {
+        this.sqlite.pragma('journal_mode = WAL');
+        return;
+      } catch (err) {
+        if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw err;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      }
     }
   }
 

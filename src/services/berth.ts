@@ -20,7 +20,6 @@ import {
   snapshotterNames,
 } from '../snapshots/index.js';
 import { VolumeStore } from '../volumes/index.js';
-import { networkLeftovers } from './network-check.js';
 import { readSettings, type Settings } from './settings.js';
 
 export interface OpenBerthOpts {
@@ -127,17 +126,9 @@ export class Berth implements Disposable {
     return collectGarbage(this.#stores(), opts);
   }
 
-  /**
-   * What crashes left of networking (namespaces, addresses, port rules of containers that do not
-   * run) and of volumes; `repair` releases them (`berth gc` does, after the sweep).
-   */
-  networkLeftovers(opts: { repair?: boolean } = {}): Promise<Finding[]> {
-    return networkLeftovers(this, opts);
-  }
-
-  /** Checks the whole root (see gc's fsck) and its networks and volumes; `repair` removes orphans and dangling records. */
-  async fsck(opts: FsckOpts = {}): Promise<Finding[]> {
-    return [...(await fsck(this.#stores(), opts)), ...(await networkLeftovers(this, { repair: opts.repair ?? false }))];
+  /** Checks the whole root's store (see gc's fsck; services' checkRoot adds networks and volumes); `repair` removes orphans and dangling records. */
+  fsck(opts: FsckOpts = {}): Promise<Finding[]> {
+    return fsck(this.#stores(), opts);
   }
 
   /** The size views of every image of every namespace, for this host's platform. */

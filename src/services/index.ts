@@ -30,6 +30,7 @@ export {
   untaggedName,
 } from './image-catalog.js';
 export { loadImages } from './load.js';
+export { checkRoot, networkLeftovers } from './network-check.js';
 export {
   createNetwork,
   listNetworks,

@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Container } from '../containers/index.js';
-import type { Finding } from '../gc/index.js';
+import type { Finding, FsckOpts } from '../gc/index.js';
 import {
   deleteNetns,
   ensureNetworkRules,
@@ -105,4 +105,9 @@ export async function networkLeftovers(b: Berth, opts: { repair?: boolean } = {}
     );
   }
   return findings;
+}
+
+/** fsck of the whole root: the store (Berth.fsck), then networks and volumes. */
+export async function checkRoot(b: Berth, opts: FsckOpts = {}): Promise<Finding[]> {
+  return [...(await b.fsck(opts)), ...(await networkLeftovers(b, { repair: opts.repair ?? false }))];
 }

@@ -1,4 +1,5 @@
-// System calls Node does not offer: mknod, l*xattr, utimensat/futimens with nanoseconds, flock, mount, and
+// System calls Node does not offer: mknod, l*xattr, utimensat/futimens with nanoseconds, flock, mount, a
+// network namespace (unshare, setns), and
 // SOCK_SEQPACKET unix sockets (conmon's attach socket), which libuv cannot open.
 // Each function is synchronous and throws an Error shaped like Node's own (code, errno, syscall, path).
 #define _GNU_SOURCE
@@ -9,7 +10,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <net/if.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -308,6 +312,50 @@ static napi_value js_umount(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// Brings `lo` up in the calling thread's network namespace, as runc does in one it creates.
+static int loopback_up(void) {
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  int err = 0;
+  if (ioctl(fd, SIOCGIFFLAGS, &ifr) != 0) err = errno;
+  else {
+    ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+    if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0) err = errno;
+  }
+  close(fd);
+  return err;
+}
+
+// netnsCreate(path): a new network namespace bound at `path` (an existing empty file), as `ip netns
+// add` makes one, with lo up: the calling thread unshares its network namespace, bind-mounts the
+// new one there and goes back to the one it had (only this thread moved, no JavaScript ran meanwhile).
+static napi_value js_netns_create(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = get_string(env, argv[0]);
+  if (!path) { napi_throw_error(env, NULL, "berth_native: bad path"); return NULL; }
+  napi_value r = undefined(env);
+  int orig = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (orig < 0) r = throw_errno(env, "open", "/proc/thread-self/ns/net");
+  else if (unshare(CLONE_NEWNET) != 0) r = throw_errno(env, "unshare", path);
+  else {
+    int failed = mount("/proc/thread-self/ns/net", path, "none", MS_BIND, NULL) != 0 ? errno : 0;
+    if (!failed) failed = loopback_up();
+    if (setns(orig, CLONE_NEWNET) != 0) abort(); // a thread left in the new namespace would be worse than a crash
+    if (failed) {
+      errno = failed;
+      r = throw_errno(env, "mount", path);
+    }
+  }
+  if (orig >= 0) close(orig);
+  free(path);
+  return r;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL},
@@ -321,6 +369,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"shutdown", NULL, js_shutdown, NULL, NULL, NULL, napi_default, NULL},
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL},
       {"umount", NULL, js_umount, NULL, NULL, NULL, napi_default, NULL},
+      {"netnsCreate", NULL, js_netns_create, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -1,16 +1,16 @@
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FailedPreconditionError, hasCode, InvalidArgumentError } from '../errdefs/index.js';
 import type { ContainerState } from '../metadata/index.js';
-import { deleteNetns, type Endpoint } from '../network/index.js';
+import { deleteNetns, type Endpoint, netnsPath } from '../network/index.js';
 import { type Attachment, attach, exitStatus, launchMonitor, type Monitor } from '../runtime/index.js';
 import { isMountPoint, mountAll, unmount } from '../snapshots/index.js';
 import { cliEntry } from '../sys/index.js';
 import type { ContainerContext } from './context.js';
 import { mountPoints, prepareVolumes } from './mounts.js';
-import { attachedNetworkIds, attachNetworks, type NetworkPlan, planNetwork, releaseNetworks, syncHosts } from './network.js';
+import { attachedNetworkIds, attachNetworks, planNetwork, releaseNetworks, syncHosts } from './network.js';
 import { containerSpec } from './spec.js';
 import type { Container, ContainerHostConfig, StoredContainerConfig } from './types.js';
 
@@ -84,6 +84,7 @@ async function refreshUnlocked(ctx: ContainerContext, id: string): Promise<Conta
   const exit = exitStatus(p.persist);
   const state: ContainerState = { ...rec.state, status: 'exited', finishedAt: exit ? exitTime(p.persist) : new Date().toISOString() };
   delete state.pid;
+  delete state.netns; // release takes the namespace by its path
   if (exit) {
     state.exitCode = exit.exitCode;
     state.oomKilled = exit.oomKilled;
@@ -99,7 +100,9 @@ async function refreshUnlocked(ctx: ContainerContext, id: string): Promise<Conta
   ctx.ns.containers.setState(id, state);
   const done = { ...rec, state };
   ctx.observer.exited?.(done);
-  await release(ctx, done, { removeSnapshot: exit !== undefined && rec.config.HostConfig.AutoRemove, killFirst: !exit });
+  // The namespace it ran in, for the release: after a reboot it is gone, but the addresses it held are not.
+  const ran = rec.state.netns ? { ...done, state: { ...state, netns: rec.state.netns } } : done;
+  await release(ctx, ran, { removeSnapshot: exit !== undefined && rec.config.HostConfig.AutoRemove, killFirst: !exit });
   return done;
 }
 
@@ -130,15 +133,15 @@ async function release(ctx: ContainerContext, rec: Container, opts: { removeSnap
     }
   };
   const network = async () => {
-    if (!rec.state.netns) return;
-    await releaseNetworks(ctx, rec);
-    const { netns: _, ...state } = rec.state;
-    const now = ctx.ns.containers.list<Container['config']>().find((r) => r.id === rec.id);
-    if (now && now.state.status !== 'running') ctx.ns.containers.setState(rec.id, state);
+    // By its path too: a start killed before it recorded the namespace leaves one.
+    const netns = netnsPath(rec.id);
+    if (!existsSync(netns) && !rec.state.netns) return;
+    await releaseNetworks(ctx, { ...rec, state: { ...rec.state, netns } });
     await syncHosts(ctx, attachedNetworkIds(rec));
   };
   if (opts.killFirst) await ctx.runc.delete(rec.id, { force: true });
-  const results = await Promise.allSettled([ctx.runc.delete(rec.id, { force: true }), ours(), network()]);
+  // The network first: its DEL is the longest of the three.
+  const results = await Promise.allSettled([network(), ctx.runc.delete(rec.id, { force: true }), ours()]);
   for (const r of results) if (r.status === 'rejected') throw r.reason;
 }
 
@@ -174,55 +177,58 @@ export async function startContainer(ctx: ContainerContext, ref: string, opts: S
     const rec = await refreshUnlocked(ctx, found.id);
     if (rec.state.status === 'running') return { container: rec };
     const p = ctx.paths(rec.id);
-    await ctx.runc.delete(rec.id, { force: true });
-    await rm(p.persist, { recursive: true, force: true });
-    mkdirSync(p.persist, { recursive: true });
-    mkdirSync(p.exitDir, { recursive: true });
-    mkdirSync(p.socketDir, { recursive: true });
-    await rm(join(p.exitDir, rec.id), { force: true });
-    const sn = ctx.snapshots(rec);
-    if (!isMountPoint(p.rootfs)) await mountAll(await sn.mounts(rec.snapshotKey), p.rootfs);
+    // The CNI plugins attach the namespace from now on, while the rest gets ready and conmon and
+    // runc create the container in it.
+    const plan = await planNetwork(ctx, rec);
+    const attaching = attachNetworks(ctx, rec, plan);
+    attaching.catch(() => {}); // settled below, on every path
     const exitCommand = opts.exitCommand ?? !opts.attach;
-    let monitor: Monitor;
-    let plan: NetworkPlan | undefined;
+    let monitor: Monitor | undefined;
     let endpoints: Record<string, Endpoint>;
     try {
+      // runc's state of an earlier run, if any (a process spared when there is none)
+      if (existsSync(join(ctx.host.runDir, 'runc', rec.id))) await ctx.runc.delete(rec.id, { force: true });
+      await rm(p.persist, { recursive: true, force: true });
+      mkdirSync(p.persist, { recursive: true });
+      mkdirSync(p.exitDir, { recursive: true });
+      mkdirSync(p.socketDir, { recursive: true });
+      await rm(join(p.exitDir, rec.id), { force: true });
+      if (!isMountPoint(p.rootfs)) await mountAll(await ctx.snapshots(rec).mounts(rec.snapshotKey), p.rootfs);
       const volumePaths = await prepareVolumes(ctx, rec, p.rootfs);
-      plan = await planNetwork(ctx, rec);
       const spec = containerSpec(ctx, rec, plan, volumePaths);
       await writeFile(p.spec, JSON.stringify(spec));
-      // The CNI plugins attach the namespace while conmon and runc create the container in it.
-      const [launched, attached] = await Promise.allSettled([
-        launchMonitor({
-          id: rec.id,
-          name: rec.name,
-          runc: ctx.runc,
-          paths: { bundle: p.dir, log: p.log, exitDir: p.exitDir, persistDir: p.persist, socketDir: p.socketDir },
-          tty: rec.config.Config.Tty,
-          stdin: rec.config.Config.OpenStdin,
-          ...(opts.size ? { size: opts.size } : {}),
-          ...(exitCommand ? { exitCommand: cleanupCommand(ctx, rec.id) } : {}),
-        }),
-        attachNetworks(ctx, rec, plan),
-      ]);
-      if (launched.status === 'rejected' || attached.status === 'rejected') {
-        if (launched.status === 'fulfilled') {
-          launched.value.release();
-          await ctx.runc.delete(rec.id, { force: true });
-        }
-        if (attached.status === 'fulfilled' && plan.ownNetns)
-          await releaseNetworks(ctx, rec, { netns: plan.ownNetns, attachments: plan.attachments });
-        throw launched.status === 'rejected' ? launched.reason : (attached as PromiseRejectedResult).reason;
-      }
-      monitor = launched.value;
-      endpoints = attached.value;
+      monitor = await launchMonitor({
+        id: rec.id,
+        name: rec.name,
+        runc: ctx.runc,
+        paths: { bundle: p.dir, log: p.log, exitDir: p.exitDir, persistDir: p.persist, socketDir: p.socketDir },
+        tty: rec.config.Config.Tty,
+        stdin: rec.config.Config.OpenStdin,
+        ...(opts.size ? { size: opts.size } : {}),
+        ...(exitCommand ? { exitCommand: cleanupCommand(ctx, rec.id) } : {}),
+      });
+      endpoints = await attaching;
     } catch (err) {
-      if (plan?.ownNetns) await deleteNetns(rec.id).catch(() => {});
+      if (monitor) {
+        monitor.release();
+        await ctx.runc.delete(rec.id, { force: true }).catch(() => {});
+      }
+      // A failed ADD undid itself; a good one is undone here.
+      if (
+        plan.ownNetns &&
+        (await attaching.then(
+          () => true,
+          () => false,
+        ))
+      ) {
+        await releaseNetworks(ctx, rec, { netns: plan.ownNetns, attachments: plan.attachments }).catch(() => {});
+      }
+      if (plan.ownNetns) await deleteNetns(rec.id).catch(() => {});
       await unmount(p.rootfs).catch(() => {});
       throw err;
     }
     const networkState: Partial<ContainerState> = plan.ownNetns ? { networks: endpoints, ports: plan.ports, netns: plan.ownNetns } : {};
-    // Its /etc/hosts (and its peers') name it before it runs.
+    // Its own /etc/hosts names it and its peers before it runs; theirs learn of it once recorded.
     await syncHosts(ctx, attachedNetworkIds({ ...rec, state: { ...rec.state, ...networkState } }), {
       ...rec,
       state: { ...rec.state, status: 'running', ...networkState },
@@ -252,6 +258,7 @@ export async function startContainer(ctx: ContainerContext, ref: string, opts: S
     };
     ctx.ns.containers.setState(rec.id, state);
     if (exitCommand) monitor.release();
+    await syncHosts(ctx, attachedNetworkIds({ ...rec, state }));
     const container = { ...rec, state };
     return { container, monitor, ...(attachment ? { attachment } : {}) };
   });

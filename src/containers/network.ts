@@ -87,7 +87,8 @@ export async function planNetwork(ctx: ContainerContext, rec: Container): Promis
   }
   const names = joinedNetworks(rec);
   const networks = names.map((n) => ctx.host.network.store.find(n));
-  const ports = await assignHostPorts(wantedPorts(rec), takenPorts(ctx));
+  const wanted = wantedPorts(rec);
+  const ports = wanted.length ? await assignHostPorts(wanted, takenPorts(ctx)) : [];
   const attachments = networks.map((network, i) => ({
     network,
     request: rec.config.Networks?.[names[i] as string] ?? {},
@@ -98,15 +99,12 @@ export async function planNetwork(ctx: ContainerContext, rec: Container): Promis
   return { namespace: { path }, ownNetns: path, attachments, ports };
 }
 
-/** ADD for every attachment (and lo), side by side; on a failure, what was added is undone. */
+/** ADD for every attachment, side by side; on a failure, what was added is undone. */
 export async function attachNetworks(ctx: ContainerContext, rec: Container, plan: NetworkPlan): Promise<Record<string, Endpoint>> {
   if (!plan.ownNetns) return {};
   const netns = plan.ownNetns;
   const svc = ctx.host.network;
-  const results = await Promise.allSettled([
-    svc.loopbackUp(rec.id, netns).then(() => undefined),
-    ...plan.attachments.map((a) => svc.attach(rec.id, netns, a).then((r) => r.endpoint)),
-  ]);
+  const results = await Promise.allSettled(plan.attachments.map((a) => svc.attach(rec.id, netns, a).then((r) => r.endpoint)));
   const failed = results.find((r) => r.status === 'rejected');
   if (failed) {
     await releaseNetworks(ctx, rec, { netns, attachments: plan.attachments });
@@ -114,7 +112,7 @@ export async function attachNetworks(ctx: ContainerContext, rec: Container, plan
   }
   const endpoints: Record<string, Endpoint> = {};
   plan.attachments.forEach((a, i) => {
-    endpoints[a.network.Name] = (results[i + 1] as PromiseFulfilledResult<Endpoint>).value;
+    endpoints[a.network.Name] = (results[i] as PromiseFulfilledResult<Endpoint>).value;
   });
   return endpoints;
 }
@@ -131,8 +129,10 @@ export async function releaseNetworks(
   const netns = given?.netns ?? rec.state.netns;
   if (!netns) return;
   const attachments = given?.attachments ?? recordedAttachments(ctx, rec);
-  const results = await Promise.allSettled(attachments.map((a) => ctx.host.network.detach(rec.id, netns, a)));
+  // The namespace first: with nothing left in it, its veth ends go with it, and DEL (given no
+  // namespace) only releases the addresses and port rules.
   await deleteNetns(rec.id);
+  const results = await Promise.allSettled(attachments.map((a) => ctx.host.network.detach(rec.id, '', a)));
   for (const r of results) if (r.status === 'rejected') throw r.reason;
 }
 
@@ -188,21 +188,40 @@ export function etcFileSource(
 /**
  * Rewrites /etc/hosts of the running containers on the given networks: each lists itself and,
  * on user networks (docker's default bridge resolves no names), its peers by name and alias.
- * `starting` counts as running (its record is written after the start). Files are rewritten in
- * place: the containers see them through bind mounts of those inodes.
+ * `starting` counts as running (its record is written after the start) and, when given, is the
+ * only file written: the start writes everyone's once its record says running, so that of two
+ * containers starting at once the later writer sees both. Files are rewritten in place: the
+ * containers see them through bind mounts of those inodes.
  */
 export async function syncHosts(ctx: ContainerContext, networkIds: Set<string>, starting?: Container): Promise<void> {
+  if (networkIds.size === 0) return;
+  const bridge = ctx.host.network.store.find('bridge').Id;
+  // On the default bridge a container's file names only itself: the others' need no rewrite.
+  const named = new Set([...networkIds].filter((id) => id !== bridge));
+  if (starting && named.size === 0) {
+    const e = Object.values(starting.state.networks ?? {})[0];
+    if (e)
+      writeFileSync(
+        join(ctx.paths(starting.id).dir, 'hosts'),
+        hostsFile([{ ip: e.IPAddress, names: [starting.config.Config.Hostname] }], [], extraHosts(starting)),
+      );
+    return;
+  }
+  if (!starting) networkIds = named;
   if (networkIds.size === 0) return;
   await withFileLock(join(ctx.host.network.store.dir, 'hosts.lock'), async () => {
     const running = ctx.ns.containers
       .list<Container['config']>()
       .filter((r) => r.id !== starting?.id && r.state.status === 'running' && r.state.networks);
     if (starting) running.push(starting);
-    const bridge = ctx.host.network.store.find('bridge').Id;
     for (const r of running) {
+      if (starting && r.id !== starting.id) continue;
       const mine = Object.values(r.state.networks ?? {});
       if (!mine.some((e) => networkIds.has(e.NetworkID))) continue;
-      const self: HostEntry[] = mine.slice(0, 1).map((e) => ({ ip: e.IPAddress, names: [r.config.Config.Hostname] }));
+      // itself by its host name and, on user networks, by its name and aliases (docker's DNS answers those too)
+      const self: HostEntry[] = mine
+        .slice(0, 1)
+        .map((e) => ({ ip: e.IPAddress, names: [r.config.Config.Hostname, ...(e.NetworkID === bridge ? [] : [r.name, ...e.Aliases])] }));
       const peers: HostEntry[] = [];
       for (const o of running) {
         if (o.id === r.id) continue;
@@ -212,10 +231,15 @@ export async function syncHosts(ctx: ContainerContext, networkIds: Set<string>, 
         }
       }
       const file = join(ctx.paths(r.id).dir, 'hosts');
-      const text = hostsFile(self, peers, (r.config.HostConfig.ExtraHosts ?? []).map(parseExtraHost));
+      const text = hostsFile(self, peers, extraHosts(r));
       if (existsSync(file) && readFileSync(file, 'utf8') !== text) writeFileSync(file, text);
     }
   });
+}
+
+/** `--add-host` entries. */
+function extraHosts(rec: Container): HostEntry[] {
+  return (rec.config.HostConfig.ExtraHosts ?? []).map(parseExtraHost);
 }
 
 /** The IDs of the networks in a container's recorded attachments. */

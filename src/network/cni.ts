@@ -51,6 +51,9 @@ async function execPlugin(command: Command, conf: object & CniPlugin, rt: CniRun
     CNI_NETNS: rt.netns,
     CNI_IFNAME: rt.ifName,
     CNI_PATH: cniPath,
+    // short-lived Go programs started beside runc on every start: one thread and no collector
+    GOMAXPROCS: '1',
+    GOGC: 'off',
   };
   if (rt.args && Object.keys(rt.args).length) {
     env.CNI_ARGS = Object.entries(rt.args)

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { withFileLock } from '../sys/index.js';
@@ -84,6 +84,7 @@ export async function ensureNetworkRules(runDir: string, net: NetworkRecord): Pr
     await ensureChain('filter', isolation);
     await ensureChain('nat', postrouting);
     for (const r of [...baseRules, ...networkRules(net)]) await ensureRule(r);
+    raiseNeighbourLimits();
     writeFileSync(marker, '');
   });
 }
@@ -98,6 +99,22 @@ export async function removeNetworkRules(runDir: string, net: NetworkRecord): Pr
     }
     rmSync(join(dir, `${net.Id}.rules`), { force: true });
   });
+}
+
+/**
+ * The kernel's neighbour (ARP) table is one for every network namespace, and by default holds at
+ * most 1,024 entries: 50 containers on one network that all talk to each other need 2,450, and
+ * past the ceiling the kernel drops packets ("neighbor table overflow"). Raised, never lowered, to
+ * the limits Kubernetes nodes are commonly given.
+ */
+function raiseNeighbourLimits(): void {
+  const wanted = { gc_thresh1: 1024, gc_thresh2: 4096, gc_thresh3: 8192 };
+  for (const [name, value] of Object.entries(wanted)) {
+    const file = `/proc/sys/net/ipv4/neigh/default/${name}`;
+    try {
+      if (Number(readFileSync(file, 'utf8')) < value) writeFileSync(file, String(value));
+    } catch {} // not ours to change (a container without /proc/sys write): left as it is
+  }
 }
 
 /** Whether this boot's marker says the network's rules were made. */

@@ -1,7 +1,7 @@
 export type { CniResult } from './cni.js';
 export { type DnsOpts, type HostEntry, hostsFile, parseExtraHost, resolvConf } from './etc-files.js';
 export { ensureNetworkRules, forgetNetworkRules, networkRulesMarked, networkRulesPresent } from './firewall.js';
-export { createNetns, deleteNetns, listNetns, netnsPath } from './netns.js';
+export { createNetns, deleteNetns, listNetns, netnsAbandoned, netnsPath } from './netns.js';
 export { assignHostPorts, mergePorts, type PortMap, parsePortKey, parsePublish, portBindings } from './ports.js';
 export { type Attachment, conflist, ifName, NetworkService, networkingAvailable } from './service.js';
 export { type CreateNetworkOpts, defaultBridge, isPredefined, NetworkStore } from './store.js';

@@ -46,8 +46,6 @@ export function conflist(net: NetworkRecord, withPorts: boolean): CniConfList {
   };
 }
 
-const loopback: CniConfList = { cniVersion, name: 'berth-loopback', plugins: [{ type: 'loopback' }] };
-
 export interface Attachment {
   network: NetworkRecord;
   request: EndpointRequest;
@@ -89,11 +87,6 @@ export class NetworkService {
   constructor(root: string, runDir: string, opts: { bridgeSubnet?: string } = {}) {
     this.store = new NetworkStore(root, opts);
     this.runDir = runDir;
-  }
-
-  /** Brings lo up in a namespace berth made. */
-  async loopbackUp(containerId: string, netns: string): Promise<void> {
-    await cniAdd(loopback, { containerId, netns, ifName: 'lo' });
   }
 
   /** ADD: attaches the namespace to one network (making the network's rules first, once per boot). */

@@ -147,7 +147,7 @@ export class NetworkStore {
         out.push(JSON.parse(readFileSync(join(this.dir, n), 'utf8')) as NetworkRecord);
       } catch {} // removed meanwhile, or half-written by a crash before the rename: fsck reports it
     }
-    return out.sort((a, b) => a.Created.localeCompare(b.Created));
+    return out.sort((a, b) => (a.Created < b.Created ? -1 : a.Created > b.Created ? 1 : 0));
   }
 
   #write(rec: NetworkRecord): void {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { daemonFixture, dockerCli, dockerClis, startBerthDaemon } from '../testutil/daemon.js';
+import { hostTraces } from '../testutil/network.js';
 
 const fx = daemonFixture('daemon-load');
 
@@ -80,4 +81,6 @@ test('load: 50 concurrent docker run -d beside 200 listings; then SIGKILL mid-lo
   const removed = await docker(['rm', '-f', ...all]);
   assert.equal(removed.code, 0, removed.stderr);
   assert.equal((await list()).items.length, 0);
+  // Nothing of their networking is left, whatever the kill interrupted.
+  for (const id of all) assert.deepEqual(hostTraces(id), [], id);
 });

@@ -11,6 +11,8 @@ import {
   deleteNetns,
   ensureNetworkRules,
   forgetNetworkRules,
+  listNetns,
+  netnsAbandoned,
   netnsPath,
   networkRulesMarked,
   networkRulesPresent,
@@ -50,6 +52,16 @@ export async function networkLeftovers(b: Berth, opts: { repair?: boolean } = {}
         },
       );
     }
+  }
+  // Namespaces of containers this root does not know (removed while a start was under way),
+  // which no process is in any more.
+  for (const id of listNetns()) {
+    if (byId.has(id) || !netnsAbandoned(id)) continue;
+    await report(
+      { kind: 'network-leftover', severity: 'orphan', subject: id, message: 'a network namespace no container owns and no process is in' },
+      'deleted the namespace',
+      () => deleteNetns(id),
+    );
   }
   const running = (id: string) => byId.get(id)?.c.state.status === 'running';
   // A container of another root (or one this root forgot) still runs while its namespace exists.

@@ -1,5 +1,19 @@
 export { readFileChunks, readFileUpTo, syncDirSync, writeFileAtomic } from './fs.js';
 export { withFileLock } from './lock.js';
 export { lookPath } from './look-path.js';
-export { flock, futimes, lutimes, MS, mknod, mount, seqpacketConnect, shutdown, type Timespec, umount, xattr } from './native.js';
+export {
+  flock,
+  futimes,
+  lutimes,
+  MS,
+  mknod,
+  mount,
+  netnsCreate,
+  netnsDelete,
+  seqpacketConnect,
+  shutdown,
+  type Timespec,
+  umount,
+  xattr,
+} from './native.js';
 export { cliEntry, packageRoot } from './package-root.js';

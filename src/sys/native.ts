@@ -1,3 +1,4 @@
+import { unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { packageRoot } from './package-root.js';
@@ -15,6 +16,7 @@ interface Native {
   shutdown(fd: number, how: number): void;
   mount(source: string, target: string, fstype: string | null, flags: number, data: string | null): void;
   umount(target: string, flags: number): void;
+  netnsCreate(path: string): void;
 }
 
 // The addon is built by scripts/setup.sh into native/build/Release.
@@ -87,4 +89,23 @@ export function mount(source: string, target: string, fstype: string | null, fla
 /** umount2(2) without flags: a busy mount is an error (EBUSY), not detached. */
 export function umount(target: string): void {
   native.umount(target, 0);
+}
+
+/** A new network namespace, bound at `path` (an existing empty file) as `ip netns add` binds one. */
+export function netnsCreate(path: string): void {
+  native.netnsCreate(path);
+}
+
+/** Lets go of a namespace bound at `path` (`ip netns delete`): a lazy unmount, then the file goes. */
+export function netnsDelete(path: string): void {
+  try {
+    native.umount(path, 2); // MNT_DETACH
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EINVAL' && (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
 }

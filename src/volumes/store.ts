@@ -83,7 +83,7 @@ export class VolumeStore {
     } catch {
       return [];
     }
-    return names.flatMap((n) => this.#read(n) ?? []).sort((a, b) => a.CreatedAt.localeCompare(b.CreatedAt));
+    return names.flatMap((n) => this.#read(n) ?? []).sort((a, b) => (a.CreatedAt < b.CreatedAt ? -1 : a.CreatedAt > b.CreatedAt ? 1 : 0));
   }
 
   /** The host directory a container mounts (mounted first when the volume has driver options). */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -282,6 +282,21 @@ describe('networks and volumes', () => {
       [],
     );
     ok(await b('rm', '-f', '-v', ...all.map((c) => c.ID)), 'rm');
+    // CNI CHECK: an interface taken from under a running container is reported
+    const checked = ok(await b('run', '-d', '--name', 'checked', img, 'sleep', '300'), 'checked').stdout.trim();
+    const broken = () =>
+      b('fsck', '--format', 'json').then((r) =>
+        (JSON.parse(r.stdout) as { kind: string; subject: string }[]).filter((f) => f.kind === 'network-broken'),
+      );
+    assert.deepEqual(await broken(), []);
+    execFileSync('ip', ['-n', `berth-${checked}`, 'link', 'delete', 'eth0']);
+    assert.deepEqual(
+      (await broken()).map((f) => f.subject),
+      ['checked/bridge'],
+    );
+    fails(await b('fsck'), 11, /fsck: 1 error found/);
+    ok(await b('rm', '-f', 'checked'), 'rm checked');
+    assert.deepEqual(hostTraces(checked), []);
   });
 
   test('volumes: named, read-only, --mount, --volumes-from, filled from the image; in use refused; rm -v and prune; system df', async () => {
@@ -358,5 +373,14 @@ describe('networks and volumes', () => {
     ok(await b('volume', 'rm', 'scratch'), 'rm');
     assert.doesNotMatch(readFileSync('/proc/mounts', 'utf8'), new RegExp(join(root, 'volumes', 'scratch')));
     fails(await b('volume', 'create', '-o', 'type=tmpfs', 'nodevice'), 2, /needs device=/);
+    // a volume directory without its record (a crash in create or remove): an orphan fsck reports and --repair removes
+    await mkdir(join(root, 'volumes', 'halfmade', '_data'), { recursive: true });
+    const orphans = JSON.parse(ok(await b('fsck', '--format', 'json'), 'fsck').stdout) as { kind: string; subject: string }[];
+    assert.deepEqual(
+      orphans.filter((f) => f.kind === 'orphan-volume').map((f) => f.subject),
+      ['halfmade'],
+    );
+    ok(await b('fsck', '--repair'), 'repair');
+    assert.equal(existsSync(join(root, 'volumes', 'halfmade')), false);
   });
 });

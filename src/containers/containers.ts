@@ -23,7 +23,7 @@ import {
   updateContainer,
   waitContainer,
 } from './lifecycle.js';
-import { connectNetwork, disconnectNetwork, releaseNetworks } from './network.js';
+import { checkNetworks, connectNetwork, disconnectNetwork, releaseNetworks } from './network.js';
 import { type CgroupStats, cgroupPath, cgroupStats } from './stats.js';
 import type { Container, ContainerHost, ContainerObserver, CreateContainerOpts, ExecOpts } from './types.js';
 
@@ -136,6 +136,11 @@ export class Containers {
   /** Leaves a network (docker network disconnect). */
   disconnect(ref: string, network: NetworkRecord): Promise<Container> {
     return disconnectNetwork(this.#ctx, ref, network);
+  }
+
+  /** CNI CHECK of a running container's attachments: the problems, by network (fsck's check). */
+  checkNetworks(rec: Container): Promise<{ network: string; problem: string }[]> {
+    return checkNetworks(this.#ctx, rec);
   }
 
   /** Releases the network attachments of a container that is not running (fsck's repair of leftovers). */

@@ -4,6 +4,7 @@ import { FailedPreconditionError, hasCode } from '../errdefs/index.js';
 import {
   type Attachment,
   assignHostPorts,
+  type CniResult,
   createNetns,
   deleteNetns,
   type Endpoint,
@@ -104,16 +105,20 @@ export async function attachNetworks(ctx: ContainerContext, rec: Container, plan
   if (!plan.ownNetns) return {};
   const netns = plan.ownNetns;
   const svc = ctx.host.network;
-  const results = await Promise.allSettled(plan.attachments.map((a) => svc.attach(rec.id, netns, a).then((r) => r.endpoint)));
+  const results = await Promise.allSettled(plan.attachments.map((a) => svc.attach(rec.id, netns, a)));
   const failed = results.find((r) => r.status === 'rejected');
   if (failed) {
     await releaseNetworks(ctx, rec, { netns, attachments: plan.attachments });
     throw (failed as PromiseRejectedResult).reason;
   }
   const endpoints: Record<string, Endpoint> = {};
+  const cni: Record<string, CniResult> = {};
   plan.attachments.forEach((a, i) => {
-    endpoints[a.network.Name] = (results[i] as PromiseFulfilledResult<Endpoint>).value;
+    const r = (results[i] as PromiseFulfilledResult<{ endpoint: Endpoint; result: CniResult }>).value;
+    endpoints[a.network.Name] = r.endpoint;
+    cni[a.network.Name] = r.result;
   });
+  writeCniResults(ctx, rec.id, cni);
   return endpoints;
 }
 
@@ -237,6 +242,42 @@ export async function syncHosts(ctx: ContainerContext, networkIds: Set<string>, 
   });
 }
 
+/** The CNI results of a container's attachments (CHECK needs them), beside its other files. */
+function cniResultsFile(ctx: ContainerContext, id: string): string {
+  return join(ctx.paths(id).dir, 'cni-results.json');
+}
+
+function readCniResults(ctx: ContainerContext, id: string): Record<string, CniResult> {
+  try {
+    return JSON.parse(readFileSync(cniResultsFile(ctx, id), 'utf8')) as Record<string, CniResult>;
+  } catch {
+    return {};
+  }
+}
+
+function writeCniResults(ctx: ContainerContext, id: string, results: Record<string, CniResult>): void {
+  writeFileSync(cniResultsFile(ctx, id), JSON.stringify(results));
+}
+
+/**
+ * CHECK for each network a running container is attached to: the plugins confirm the interface,
+ * the address and the rules their ADD reported are still in place. The problems, by network.
+ */
+export async function checkNetworks(ctx: ContainerContext, rec: Container): Promise<{ network: string; problem: string }[]> {
+  const netns = rec.state.netns;
+  if (rec.state.status !== 'running' || !netns) return [];
+  const results = readCniResults(ctx, rec.id);
+  const out: { network: string; problem: string }[] = [];
+  for (const a of recordedAttachments(ctx, rec)) {
+    const result = results[a.network.Name];
+    if (!result || !rec.state.networks?.[a.network.Name]) continue;
+    await ctx.host.network
+      .check(rec.id, netns, a, result)
+      .catch((err) => out.push({ network: a.network.Name, problem: (err as Error).message }));
+  }
+  return out;
+}
+
 /** `--add-host` entries. */
 function extraHosts(rec: Container): HostEntry[] {
   return (rec.config.HostConfig.ExtraHosts ?? []).map(parseExtraHost);
@@ -277,7 +318,13 @@ export async function connectNetwork(
       const used = new Set(Object.values(rec.state.networks ?? {}).map((e) => e.IfName));
       let n = 0;
       while (used.has(ifName(n))) n++;
-      const { endpoint } = await ctx.host.network.attach(rec.id, rec.state.netns, { network, request, ports: [], ifName: ifName(n) });
+      const { endpoint, result } = await ctx.host.network.attach(rec.id, rec.state.netns, {
+        network,
+        request,
+        ports: [],
+        ifName: ifName(n),
+      });
+      writeCniResults(ctx, rec.id, { ...readCniResults(ctx, rec.id), [network.Name]: result });
       state = { ...rec.state, networks: { ...rec.state.networks, [network.Name]: endpoint } };
       ctx.ns.containers.setState(rec.id, state);
     }
@@ -304,6 +351,8 @@ export async function disconnectNetwork(ctx: ContainerContext, ref: string, netw
     if (rec.state.status === 'running' && rec.state.netns && ep) {
       const ports = joined[0] === network.Name ? (rec.state.ports ?? []) : [];
       await ctx.host.network.detach(rec.id, rec.state.netns, { network, ifName: ep.IfName, ports });
+      const { [network.Name]: ___, ...kept } = readCniResults(ctx, rec.id);
+      writeCniResults(ctx, rec.id, kept);
       const { [network.Name]: __, ...networks } = rec.state.networks ?? {};
       state = { ...rec.state, networks };
       ctx.ns.containers.setState(rec.id, state);

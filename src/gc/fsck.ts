@@ -18,6 +18,7 @@ export type FindingKind =
   | 'orphan-dir'
   | 'stale-mount'
   | 'network-leftover'
+  | 'network-broken'
   | 'network-rules-missing'
   | 'orphan-volume';
 

@@ -36,6 +36,14 @@ export async function networkLeftovers(b: Berth, opts: { repair?: boolean } = {}
     const containers = b.containers(ns.name);
     for (const c of await containers.list()) {
       byId.set(c.id, { ns: ns.name, c });
+      for (const { network, problem } of await containers.checkNetworks(c)) {
+        findings.push({
+          kind: 'network-broken',
+          severity: 'error',
+          subject: `${c.name}/${network}`,
+          message: `CNI CHECK failed: ${problem} (restart the container to attach it again)`,
+        });
+      }
       if (c.state.status === 'running' || !(c.state.netns || existsSync(netnsPath(c.id)))) continue;
       await report(
         {

@@ -150,6 +150,18 @@ describe('networks and volumes', () => {
     assert.match(ok(await b('exec', 'later', 'cat', '/etc/hosts'), 'hosts').stdout, /\tweb1 www\n/);
     ok(await b('rm', '-f', 'later'), 'rm later');
     assert.doesNotMatch(ok(await b('exec', 'watcher', 'cat', '/etc/hosts'), 'hosts').stdout, /later/);
+    // networks are the root's: a container of another namespace on it resolves and is resolved
+    ok(await berth(root, ['-n', 'other', 'pull', '-q', img]), 'pull in other');
+    ok(
+      await berth(root, ['-n', 'other', 'run', '-d', '--name', 'remote', '--network', 'app', img, 'httpd', '-f', '-p', '80', '-h', '/www']),
+      'remote',
+    );
+    assert.equal(await wgetFrom('app', 'http://remote/'), 'hello from web');
+    assert.equal(
+      ok(await berth(root, ['-n', 'other', 'exec', 'remote', 'wget', '-q', '-O', '-', 'http://www/']), 'from other').stdout,
+      'hello from web\n',
+    );
+    ok(await berth(root, ['-n', 'other', 'rm', '-f', 'remote']), 'rm remote');
     // the default bridge resolves no names, as docker's
     ok(await httpd('plain'), 'plain');
     assert.equal(await wgetFrom('bridge', 'http://plain/'), 'FAILED');

@@ -7,6 +7,11 @@ import type { SnapshotService, SnapshotterName } from '../snapshots/index.js';
 import { lookPath, withFileLock } from '../sys/index.js';
 import type { Container, ContainerHost, ContainerObserver, StoredContainerConfig } from './types.js';
 
+/** A container's directory: `<root>/containers/<namespace>/<id>`. */
+export function containerDir(root: string, namespace: string, id: string): string {
+  return join(root, 'containers', namespace, id);
+}
+
 /** Each container directory's queue of lock holders in this process. */
 const queues = new Map<string, Promise<void>>();
 
@@ -41,7 +46,7 @@ export class ContainerContext {
 
   /** The directories and files of one container. */
   paths(id: string) {
-    const dir = join(this.host.root, 'containers', this.ns.name, id);
+    const dir = containerDir(this.host.root, this.ns.name, id);
     return {
       dir,
       rootfs: join(dir, 'rootfs'),

@@ -20,7 +20,7 @@ import {
   resolvConf,
 } from '../network/index.js';
 import { withFileLock } from '../sys/index.js';
-import type { ContainerContext } from './context.js';
+import { type ContainerContext, containerDir } from './context.js';
 import type { Container } from './types.js';
 
 // A container's networking at start and exit: its namespace (the host's, one of its own, one berth
@@ -215,10 +215,20 @@ export async function syncHosts(ctx: ContainerContext, networkIds: Set<string>, 
   if (!starting) networkIds = named;
   if (networkIds.size === 0) return;
   await withFileLock(join(ctx.host.network.store.dir, 'hosts.lock'), async () => {
-    const running = ctx.ns.containers
-      .list<Container['config']>()
-      .filter((r) => r.id !== starting?.id && r.state.status === 'running' && r.state.networks);
-    if (starting) running.push(starting);
+    // Networks are the root's: peers come from every namespace, each file from its own directory.
+    const running: Container[] = [];
+    const dirs = new Map<string, string>();
+    for (const ns of ctx.host.namespaceNames()) {
+      for (const r of ctx.host.namespace(ns).containers.list<Container['config']>()) {
+        if (r.id === starting?.id || r.state.status !== 'running' || !r.state.networks) continue;
+        running.push(r);
+        dirs.set(r.id, containerDir(ctx.host.root, ns, r.id));
+      }
+    }
+    if (starting) {
+      running.push(starting);
+      dirs.set(starting.id, ctx.paths(starting.id).dir);
+    }
     for (const r of running) {
       if (starting && r.id !== starting.id) continue;
       const mine = Object.values(r.state.networks ?? {});
@@ -235,7 +245,7 @@ export async function syncHosts(ctx: ContainerContext, networkIds: Set<string>, 
           peers.push({ ip: e.IPAddress, names: [o.name, ...e.Aliases] });
         }
       }
-      const file = join(ctx.paths(r.id).dir, 'hosts');
+      const file = join(dirs.get(r.id) as string, 'hosts');
       const text = hostsFile(self, peers, extraHosts(r));
       if (existsSync(file) && readFileSync(file, 'utf8') !== text) writeFileSync(file, text);
     }

@@ -10,6 +10,8 @@ export interface ContainerHost {
   /** Runtime state that must not outlive a reboot (runc's state, exit files, sockets). */
   readonly runDir: string;
   namespace(name: string): NamespaceScope;
+  /** Every namespace's name (networks are the root's: their peers may be in any). */
+  namespaceNames(): string[];
   snapshotter(ns: string, name?: SnapshotterName): SnapshotService;
   /** The root's networks and the CNI attachments. */
   readonly network: NetworkService;

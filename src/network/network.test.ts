@@ -74,6 +74,8 @@ test('hosts: localhost, --add-host, itself, then its peers by name and alias', (
 test('network store: names unique, free subnets from the pool, built-ins listed and not removable', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'berth-nets-'));
   try {
+    // a network made first on a fresh root (the default bridge, written on the way, takes the same lock)
+    assert.equal(new NetworkStore(join(dir, 'fresh')).create('first').Name, 'first');
     const store = new NetworkStore(dir);
     assert.deepEqual(
       store.list().map((n) => [n.Name, n.Driver]),

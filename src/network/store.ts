@@ -65,6 +65,7 @@ export class NetworkStore {
     if (!validName.test(name)) throw new InvalidArgumentError(`invalid network name "${name}"`);
     const driver = opts.driver || 'bridge';
     if (driver !== 'bridge') throw new InvalidArgumentError(`network driver "${driver}" is not supported (berth has bridge)`);
+    this.#defaultBridge(); // written first: it takes the same lock, which is not reentrant
     return this.#locked(() => {
       const all = this.list();
       if (all.some((n) => n.Name === name)) throw new AlreadyExistsError(`network with name ${name} already exists`);

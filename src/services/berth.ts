@@ -141,6 +141,11 @@ export class Berth implements Disposable {
     return new Containers(this, ns, observer);
   }
 
+  /** Every namespace's name. */
+  namespaceNames(): string[] {
+    return this.metadata.namespaces.list().map((n) => n.name);
+  }
+
   /** The stores of namespace `name`. @throws InvalidArgumentError for a bad name */
   namespace(name: string): NamespaceScope {
     return this.metadata.namespace(name);

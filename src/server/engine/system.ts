@@ -83,7 +83,7 @@ export const systemRoutes: Route[] = [
         Images: e.containers.ns.images.list().length,
         Driver: e.berth.snapshotterName,
         DriverStatus: [['Root Dir', `${e.berth.root}/snapshots/${e.berth.snapshotterName}`]],
-        Plugins: { Volume: [], Network: [], Log: ['k8s-file'] },
+        Plugins: { Volume: ['local'], Network: ['bridge', 'host', 'null'], Log: ['k8s-file'] },
         MemoryLimit: true,
         SwapLimit: false,
         CpuCfsPeriod: true,

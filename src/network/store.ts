@@ -23,6 +23,8 @@ const builtin = (name: 'host' | 'none'): NetworkRecord => ({
   Labels: {},
   Options: {},
 });
+/** `host` and `none`, made once. */
+let builtins: NetworkRecord[] | undefined;
 
 export interface CreateNetworkOpts {
   driver?: string;
@@ -46,7 +48,10 @@ export class NetworkStore {
 
   /** Every network, the built-in ones first. */
   list(): NetworkRecord[] {
-    return [this.#defaultBridge(), builtin('host'), builtin('none'), ...this.#stored().filter((n) => n.Name !== defaultBridge.name)];
+    builtins ??= [builtin('host'), builtin('none')];
+    const stored = this.#stored();
+    const bridge = stored.find((n) => n.Name === defaultBridge.name) ?? this.#defaultBridge();
+    return [bridge, ...builtins, ...stored.filter((n) => n.Name !== defaultBridge.name)];
   }
 
   /** By exact name, exact ID or unique ID prefix. @throws NotFoundError */

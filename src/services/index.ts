@@ -5,7 +5,6 @@ export {
   humanDuration,
   inspectContainer,
   matchFilter,
-  mountList,
   pruneContainers,
   statusText,
 } from './container-view.js';
@@ -34,13 +33,11 @@ export { checkRoot, networkLeftovers } from './network-check.js';
 export {
   createNetwork,
   listNetworks,
-  networkSettings,
   networkView,
   portList,
-  portSettings,
   portsText,
   pruneNetworks,
   removeNetwork,
 } from './networks.js';
 export { defaultSettings, readSettings, type Settings, settingKeys, writeSetting } from './settings.js';
-export { listVolumes, pruneVolumes, removeVolume, volumeSize, volumeUsage, volumeUsers, volumeView } from './volumes.js';
+export { listVolumes, pruneVolumes, removeVolume, volumeUsage, volumeView } from './volumes.js';

@@ -85,21 +85,22 @@ test('network store: names unique, free subnets from the pool, built-ins listed 
         ['none', 'null'],
       ],
     );
-    const a = store.create('a');
-    const b = store.create('b', { internal: true, labels: { x: '1' } });
+    const a = store.create('net-a');
+    const b = store.create('net-b', { internal: true, labels: { x: '1' } });
     assert.ok(!overlaps(parseSubnet(a.Subnet as string), parseSubnet(b.Subnet as string)));
     assert.match(a.Subnet as string, /^10\.89\.\d+\.0\/24$/);
     assert.equal(a.Gateway, (a.Subnet as string).replace('.0/24', '.1'));
-    assert.throws(() => store.create('a'), { code: 'ALREADY_EXISTS' });
+    assert.throws(() => store.create('net-a'), { code: 'ALREADY_EXISTS' });
     assert.throws(() => store.create('c', { subnet: a.Subnet as string }), /overlaps/);
     assert.throws(() => store.create('c', { subnet: '10.99.0.0/24', gateway: '10.98.0.1' }), /not in subnet/);
     assert.throws(() => store.create('bad name'), { code: 'INVALID_ARGUMENT' });
     assert.throws(() => store.create('m', { driver: 'macvlan' }), { code: 'INVALID_ARGUMENT' });
-    assert.equal(store.find(a.Id.slice(0, 8)).Name, 'a');
-    assert.equal(new NetworkStore(dir).find('b').Internal, true);
+    assert.equal(store.find(a.Id.slice(0, 8)).Name, 'net-a');
+    assert.equal(new NetworkStore(dir).find('net-b').Internal, true);
     assert.throws(() => store.remove(store.find('bridge')), { code: 'FAILED_PRECONDITION' });
     store.remove(a);
-    assert.throws(() => store.find('a'), { code: 'NOT_FOUND' });
+    // names are not hex here: a lookup also matches a unique ID prefix, as docker's does
+    assert.throws(() => store.find('net-a'), { code: 'NOT_FOUND' });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

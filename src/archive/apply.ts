@@ -33,9 +33,12 @@ export interface ApplyOpts {
   /**
    * How deletions land. `remove`: the root holds the whole tree (the native snapshotter) and
    * whiteouts delete from it. `overlay`: the root is one overlayfs upper layer; whiteouts become
-   * 0/0 character devices and opaque directories get `trusted.overlay.opaque=y`.
+   * 0/0 character devices and opaque directories get `trusted.overlay.opaque=y`. `none`: the tar is
+   * not a layer (an ADD archive, a build context): `.wh.` names are files like any other.
    */
-  whiteouts: 'remove' | 'overlay';
+  whiteouts: 'remove' | 'overlay' | 'none';
+  /** Whether a `./` entry sets the root's own owner, mode and times (a layer's does; an archive extracted into a directory's does not). */
+  rootAttrs?: boolean;
   /**
    * Overlay only: the directories of the layers below, top first. Called only when an entry needs
    * them (a hardlink to a lower file, a parent directory that the layer does not carry), so layers
@@ -123,11 +126,12 @@ class Applier {
     if (base === undefined) {
       // The root itself ("./"): only its attributes.
       if (h.type !== 'dir') throw new InvalidArgumentError(`tar entry "${h.name}": the root must be a directory`);
+      if (this.opts.rootAttrs === false) return;
       this.#setAttrs(this.root, h);
       this.#dirTimes.set('', { atime: h.atime ?? h.mtime, mtime: h.mtime });
       return;
     }
-    if (base.startsWith(WHITEOUT_PREFIX)) return this.#whiteout(h, parts, base);
+    if (base.startsWith(WHITEOUT_PREFIX) && this.opts.whiteouts !== 'none') return this.#whiteout(h, parts, base);
     const dir = await this.#resolveDir(parts, h.name);
     const rel = [...dir, base].join('/');
     const path = join(this.root, rel);

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
@@ -115,34 +116,21 @@ const anyLayer: Record<Compression, string> = {
   zstd: MediaType.ociLayerZstd,
 };
 
-/**
- * Decompresses whatever its first bytes show (gzip, zstd, or nothing: a plain tar), for input whose
- * kind nobody declares: a tarball to import, an archive to load.
- */
-export async function* decompressAny(source: AsyncIterable<Uint8Array>, opts: { signal?: AbortSignal } = {}): AsyncGenerator<Uint8Array> {
-  const it = source[Symbol.asyncIterator]();
-  const head: Uint8Array[] = [];
-  let seen = 0;
-  while (seen < 4) {
-    const r = await it.next();
-    if (r.done) break;
-    head.push(r.value);
-    seen += r.value.length;
-  }
-  const replay = async function* () {
-    yield* head;
-    for (;;) {
-      const r = await it.next();
-      if (r.done) return;
-      yield r.value;
-    }
-  };
-  yield* decompress(replay(), anyLayer[detectCompression(Buffer.concat(head))], opts);
+/** Runs the `zstd` program over a stream (`-d` to decompress, a level to compress). */
+function zstd(args: string[], source: AsyncIterable<Uint8Array>, opts: { signal?: AbortSignal }): AsyncGenerator<Uint8Array> {
+  return filter('zstd', [...args, '-c', '-q', '--no-progress'], source, opts);
 }
 
-/** Runs the `zstd` program over a stream (`-d` to decompress, a level to compress). */
-async function* zstd(args: string[], source: AsyncIterable<Uint8Array>, opts: { signal?: AbortSignal }): AsyncGenerator<Uint8Array> {
-  const child = spawn('zstd', [...args, '-c', '-q', '--no-progress'], { stdio: ['pipe', 'pipe', 'pipe'], signal: opts.signal });
+const programs: Record<string, string> = { zstd: 'zstd', bzip2: 'bzip2', xz: 'xz-utils' };
+
+/** Runs a compression program as a filter over a stream, stdin to stdout. */
+async function* filter(
+  program: string,
+  args: string[],
+  source: AsyncIterable<Uint8Array>,
+  opts: { signal?: AbortSignal },
+): AsyncGenerator<Uint8Array> {
+  const child = spawn(program, args, { stdio: ['pipe', 'pipe', 'pipe'], signal: opts.signal });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (s: string) => {
     if (stderr.length < 4096) stderr += s;
@@ -159,13 +147,86 @@ async function* zstd(args: string[], source: AsyncIterable<Uint8Array>, opts: { 
     const feedErr = await feeding;
     const code = await exited;
     if (feedErr instanceof Error && feedErr.message !== 'write EPIPE') throw feedErr;
-    if (code !== 0) throw new InvalidArgumentError(`zstd: ${stderr.trim() || `exit code ${code}`}`);
+    if (code !== 0) throw new InvalidArgumentError(`${program}: ${stderr.trim() || `exit code ${code}`}`);
     done = true;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-      throw new InvalidArgumentError('zstd layers need the "zstd" program (Debian package zstd)', { cause: err });
+      throw new InvalidArgumentError(`${program} data needs the "${program}" program (Debian package ${programs[program]})`, {
+        cause: err,
+      });
     throw err;
   } finally {
     if (!done) child.kill();
   }
+}
+
+/** What an archive (a build context, an ADD source) may be compressed with. */
+export type ArchiveCompression = Compression | 'bzip2' | 'xz';
+
+const archiveMagic: Record<'bzip2' | 'xz', number[]> = {
+  bzip2: [0x42, 0x5a, 0x68],
+  xz: [0xfd, 0x37, 0x7a, 0x58, 0x5a, 0x00],
+};
+
+/** The compression an archive's first bytes show: gzip, zstd, bzip2, xz or none. */
+export function detectArchiveCompression(head: Uint8Array): ArchiveCompression {
+  for (const [kind, magic] of Object.entries(archiveMagic)) if (magic.every((b, i) => head[i] === b)) return kind as ArchiveCompression;
+  return detectCompression(head);
+}
+
+/**
+ * Decompresses what an archive's first bytes show (as docker reads a build context, an ADD
+ * source, an image archive to load or a tarball to import): gzip in zlib, zstd, bzip2 and xz through their programs, anything else as it is.
+ * `onKind` hears which it was before the first chunk.
+ */
+export async function* decompressArchive(
+  source: AsyncIterable<Uint8Array>,
+  opts: { signal?: AbortSignal; onKind?: (kind: ArchiveCompression) => void } = {},
+): AsyncGenerator<Uint8Array> {
+  const it = source[Symbol.asyncIterator]();
+  const head: Uint8Array[] = [];
+  let seen = 0;
+  while (seen < 6) {
+    const r = await it.next();
+    if (r.done) break;
+    head.push(r.value);
+    seen += r.value.length;
+  }
+  const replay = async function* () {
+    yield* head;
+    for (;;) {
+      const r = await it.next();
+      if (r.done) return;
+      yield r.value;
+    }
+  };
+  const kind = detectArchiveCompression(Buffer.concat(head));
+  opts.onKind?.(kind);
+  if (kind === 'bzip2' || kind === 'xz') yield* filter(kind, ['-d', '-c', '-q'], replay(), opts);
+  else yield* decompress(replay(), anyLayer[kind], opts);
+}
+
+/** Whether a file is a tar archive, compressed or not: its first block, decompressed, has a valid header checksum. */
+export async function isTarArchive(path: string): Promise<boolean> {
+  const head: Buffer[] = [];
+  let n = 0;
+  const ac = new AbortController();
+  try {
+    for await (const chunk of decompressArchive(createReadStream(path, { signal: ac.signal }), { signal: ac.signal })) {
+      head.push(chunk as Buffer);
+      n += chunk.length;
+      if (n >= 512) break;
+    }
+  } catch {
+    return false;
+  } finally {
+    ac.abort();
+  }
+  const block = Buffer.concat(head).subarray(0, 512);
+  if (block.length < 512) return false;
+  const stored = Number.parseInt(block.subarray(148, 156).toString('latin1').replace(/\0.*$/s, '').trim(), 8);
+  if (Number.isNaN(stored)) return false;
+  let sum = 0;
+  for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : (block[i] as number);
+  return sum === stored;
 }

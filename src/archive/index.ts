@@ -7,7 +7,15 @@ export {
   OVERLAY_OPAQUE_XATTR,
   WHITEOUT_PREFIX,
 } from './apply.js';
-export { compress, decompress, decompressAny, detectCompression } from './compression.js';
+export {
+  type ArchiveCompression,
+  compress,
+  decompress,
+  decompressArchive,
+  detectArchiveCompression,
+  detectCompression,
+  isTarArchive,
+} from './compression.js';
 export { type DiffOpts, diffOverlay, diffTrees, pathTar } from './diff.js';
 export { canChown, copyEntry, deviceNumbers, isWhiteout, lstatOrUndefined, timesOf, xattrsOf } from './fs-meta.js';
 export { type EntryType, headerOf, type SparseSegment, type TarHeader } from './tar/header.js';

@@ -5,7 +5,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream } from 'node:stream/web';
 import type { Command } from 'commander';
-import { decompressAny, readTar } from '../archive/index.js';
+import { decompressArchive, readTar } from '../archive/index.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError, withContext } from '../errdefs/index.js';
 import {
   type ArchiveEntry,
@@ -56,7 +56,7 @@ export function registerArchive(program: Command): void {
             for (const change of flags.change ?? []) config = applyChange(config, change);
             const name = repo ? formatReference(parseReference(repo)) : undefined;
             const ns = b.namespace(g.namespace);
-            const r = await commitImage(ns, undefined, decompressAny(await openSource(source)), {
+            const r = await commitImage(ns, undefined, decompressArchive(await openSource(source)), {
               ...(name ? { name } : {}),
               config,
               comment: flags.message ?? `Imported from ${source}`,
@@ -133,7 +133,7 @@ export function registerArchive(program: Command): void {
             ));
           const entries = isDir
             ? layoutEntries(flags.input as string)
-            : readTar(decompressAny(flags.input ? await openSource(flags.input) : process.stdin));
+            : readTar(decompressArchive(flags.input ? await openSource(flags.input) : process.stdin));
           await finishLoad(b, g, entries, {
             onEvent: (e) => {
               view.update({ ref: e.path, offset: e.size, total: e.size }, e.path);

@@ -5,39 +5,13 @@ import type { Container, Containers } from '../containers/index.js';
 import { codeOf, exitCodes, hasCode, InvalidArgumentError } from '../errdefs/index.js';
 import { formatReference, parseReference } from '../oci/index.js';
 import { dockerTime, parseLogTime, resize } from '../runtime/index.js';
-import {
-  type Berth,
-  commandText,
-  exitCodeOf,
-  inspectContainer,
-  lookupImage,
-  matchFilter,
-  portList,
-  portsText,
-  statusText,
-} from '../services/index.js';
+import { type Berth, commandText, exitCodeOf, inspectContainer, matchFilter, portList, portsText, statusText } from '../services/index.js';
 import { type CreateFlags, commandSplitting, createOptions, createOpts } from './container-flags.js';
 
 import { example, type Globals, withBerth } from './context.js';
 
 import { collect, humanDuration, printJSON, printListing } from './output.js';
-import { pullImage } from './registry.js';
-
-/** Finds the image, pulling it when the policy says so (docker's "Unable to find image locally"). */
-async function imageFor(b: Berth, g: Globals, arg: string, policy: string) {
-  const ns = b.namespace(g.namespace);
-  if (policy !== 'always') {
-    try {
-      return await lookupImage(ns, arg);
-    } catch (err) {
-      if (!hasCode(err, 'NOT_FOUND') || policy === 'never') throw err;
-    }
-    process.stderr.write(`Unable to find image '${arg}' locally\n`);
-  }
-  const reference = parseReference(arg);
-  await pullImage(b, g, reference, { out: process.stderr });
-  return lookupImage(ns, formatReference(reference));
-}
+import { imageFor } from './registry.js';
 
 async function createContainer(b: Berth, g: Globals, image: string, command: string[], flags: CreateFlags): Promise<Container> {
   const opts = createOpts(flags, command);

@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { BerthError, codeOf, exitCodes } from '../errdefs/index.js';
 import { registerArchive } from './archive.js';
+import { registerBuild } from './build.js';
 import { registerContainers } from './container.js';
 import { commandSplitting } from './container-flags.js';
 import { registerContent } from './content.js';
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   registerVolumes(program);
   registerDisk(program);
   registerArchive(program);
+  registerBuild(program);
   registerDaemon(program);
   for (const cmd of program.commands) {
     cmd.exitOverride();

@@ -1,9 +1,18 @@
 import type { Command } from 'commander';
 import { hasCode, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
 import { doneStatus, pull, push, shortLayerId, type TransferEvent } from '../images/index.js';
-import { familiarString, formatReference, isLayer, parsePlatform, parseReference, type Reference } from '../oci/index.js';
+import {
+  familiarString,
+  formatPlatform,
+  formatReference,
+  isLayer,
+  type Platform,
+  parsePlatform,
+  parseReference,
+  type Reference,
+} from '../oci/index.js';
 import { CredentialStore, Repository, Session } from '../remotes/index.js';
-import type { Berth } from '../services/index.js';
+import { type Berth, lookupImage } from '../services/index.js';
 import { example, type Globals, sessionFor, sessionOpts, withBerth } from './context.js';
 import { ProgressView } from './progress.js';
 
@@ -73,6 +82,22 @@ export async function pullImage(
   } finally {
     await session.close();
   }
+}
+
+/** Finds the image, pulling it when the policy says so (docker's "Unable to find image locally"). */
+export async function imageFor(b: Berth, g: Globals, arg: string, policy: string, opts: { platform?: Platform } = {}) {
+  const ns = b.namespace(g.namespace);
+  if (policy !== 'always') {
+    try {
+      return await lookupImage(ns, arg, opts.platform);
+    } catch (err) {
+      if (!hasCode(err, 'NOT_FOUND') || policy === 'never') throw err;
+    }
+    process.stderr.write(`Unable to find image '${arg}' locally\n`);
+  }
+  const reference = parseReference(arg);
+  await pullImage(b, g, reference, { out: process.stderr, ...(opts.platform ? { platform: formatPlatform(opts.platform) } : {}) });
+  return lookupImage(ns, formatReference(reference), opts.platform);
 }
 
 export function registerRegistry(program: Command): void {

@@ -2,9 +2,9 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { NotFoundError } from '../errdefs/index.js';
 import type { NamespaceScope } from '../metadata/index.js';
-import { Runc } from '../runtime/index.js';
+import { type Runc, runcFor } from '../runtime/index.js';
 import type { SnapshotService, SnapshotterName } from '../snapshots/index.js';
-import { lookPath, withFileLock } from '../sys/index.js';
+import { withFileLock } from '../sys/index.js';
 import type { Container, ContainerHost, ContainerObserver, StoredContainerConfig } from './types.js';
 
 /** A container's directory: `<root>/containers/<namespace>/<id>`. */
@@ -35,7 +35,7 @@ export class ContainerContext {
   #runc: Runc | undefined;
   /** runc, with this root's state directory; looked up when first needed (listing needs no runc). */
   get runc(): Runc {
-    this.#runc ??= new Runc(join(this.host.runDir, 'runc'), process.env.BERTH_RUNC ?? lookPath('runc'));
+    this.#runc ??= runcFor(this.host.runDir);
     return this.#runc;
   }
 

@@ -1,4 +1,16 @@
-export { applyChange, type CommitOpts, type CommitResult, commitImage } from './commit.js';
+export {
+  applyChange,
+  type CommitOpts,
+  type CommitResult,
+  commitImage,
+  configInGoOrder,
+  goTime,
+  scratchConfig,
+  usesDockerTypes,
+  type WrittenLayer,
+  writeImage,
+  writeLayer,
+} from './commit.js';
 export { type ConvertOpts, type ConvertResult, convertImage } from './convert.js';
 export {
   contentSize,

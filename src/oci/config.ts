@@ -18,7 +18,21 @@ export interface ContainerConfig {
   Labels?: Record<string, string>;
   StopSignal?: string;
   ArgsEscaped?: boolean;
+  /** Docker's extensions, which BuildKit writes after the OCI fields. */
+  Healthcheck?: HealthConfig;
+  OnBuild?: string[] | null;
+  Shell?: string[];
   [key: string]: unknown;
+}
+
+/** HEALTHCHECK: `Test` is `["NONE"]`, `["CMD", …]` or `["CMD-SHELL", cmd]`; durations in nanoseconds. */
+export interface HealthConfig {
+  Test?: string[];
+  Interval?: number;
+  Timeout?: number;
+  StartPeriod?: number;
+  StartInterval?: number;
+  Retries?: number;
 }
 
 export interface HistoryEntry {

@@ -11,7 +11,7 @@ export {
   resize,
 } from './monitor.js';
 export { resolveInRoot } from './rootfs-path.js';
-export { Runc, runcMessage } from './runc.js';
+export { Runc, runcFor, runcMessage } from './runc.js';
 export { defaultSeccomp } from './seccomp.js';
 export {
   allCapabilities,

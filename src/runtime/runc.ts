@@ -1,8 +1,9 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { FailedPreconditionError, NotFoundError } from '../errdefs/index.js';
+import { lookPath } from '../sys/index.js';
 
 const run = promisify(execFile);
 
@@ -10,6 +11,11 @@ const run = promisify(execFile);
 export function runcMessage(stderr: string): string {
   const msgs = [...stderr.matchAll(/msg="((?:[^"\\]|\\.)*)"/g)].map((m) => (m[1] as string).replace(/\\(.)/g, '$1'));
   return (msgs.at(-1) ?? stderr).trim();
+}
+
+/** runc for a root's run directory (state in `<runDir>/runc`); `BERTH_RUNC` names another binary. */
+export function runcFor(runDir: string): Runc {
+  return new Runc(join(runDir, 'runc'), process.env.BERTH_RUNC ?? lookPath('runc'));
 }
 
 /** The `runc` binary, with one state root (`--root`) that keeps berth's containers apart from others. */
@@ -71,6 +77,32 @@ export class Runc {
     } catch (err) {
       if (!(err instanceof NotFoundError)) throw err;
     }
+  }
+
+  /**
+   * `runc run` in the foreground, without a monitor: the process's stdout and stderr go to
+   * `onOutput` as they come, stdin is empty. Resolves with its exit code (128+n for a signal);
+   * an abort kills it. What a build step runs.
+   */
+  run(id: string, bundle: string, opts: { onOutput?: (chunk: Buffer) => void; signal?: AbortSignal } = {}): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.bin, [...this.globalArgs, 'run', '--bundle', bundle, id], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let errText = '';
+      child.stdout.on('data', (c: Buffer) => opts.onOutput?.(c));
+      child.stderr.on('data', (c: Buffer) => {
+        if (errText.length < 8192) errText += c.toString();
+        opts.onOutput?.(c);
+      });
+      const abort = () => void this.kill(id, 'KILL', { all: true }).catch(() => child.kill('SIGKILL'));
+      opts.signal?.addEventListener('abort', abort, { once: true });
+      child.on('error', reject);
+      child.on('close', (code, signal) => {
+        opts.signal?.removeEventListener('abort', abort);
+        // runc's own failure before the process ran: its message, not an exit code.
+        if (code !== 0 && /level=error/.test(errText)) reject(new FailedPreconditionError(`runc run: ${runcMessage(errText)}`));
+        else resolve(code ?? 128 + (signal === 'SIGKILL' ? 9 : 15));
+      });
+    });
   }
 
   /** runc's view of a container, or undefined when it has none. */

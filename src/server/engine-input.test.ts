@@ -56,7 +56,8 @@ test('engine API: bad requests get clear errors', async () => {
   isError(await call('GET', '/v1.12/version'), 400, /client version 1.12 is too old/);
   isError(await call('GET', '/no/such/endpoint'), 404, /page not found/);
   isError(await call('GET', '/containers/json?filters=%7Bnot-json'), 400, /invalid filters/);
-  isError(await call('POST', '/build'), 501, /build are not implemented by berth yet/);
+  isError(await call('POST', '/build?version=2'), 501, /BuildKit \(version=2\) is not implemented/);
+  isError(await call('POST', '/build', 'not a tar archive at all'), 400, /tar/);
   isError(await call('GET', '/networks/nosuch'), 404, /network nosuch not found/);
   isError(await call('POST', '/networks/create', '{"Name": "bad name"}'), 400, /invalid network name/);
   isError(await call('GET', '/volumes/nosuch'), 404, /no such volume/);

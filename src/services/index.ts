@@ -1,4 +1,5 @@
 export { Berth, defaultRoot, type OpenBerthOpts } from './berth.js';
+export { type BuildCacheItem, buildCacheUsage, buildHost, pruneBuildCache } from './build.js';
 export {
   commandText,
   exitCodeOf,

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { decompressAny } from '../../archive/index.js';
+import { decompressArchive } from '../../archive/index.js';
 import type { CgroupStats, Container, ContainerUpdate, PathStat } from '../../containers/index.js';
 import { FailedPreconditionError, hasCode, InvalidArgumentError, NotFoundError } from '../../errdefs/index.js';
 import { formatReference, parseReference } from '../../oci/index.js';
@@ -290,7 +290,7 @@ export const containerRoutes: Route[] = [
     method: 'PUT',
     pattern: '/containers/{id}/archive',
     handle: async (e, { req, res, params, query }) => {
-      await e.containers.writePath(params.id as string, archivePath(query), decompressAny(req));
+      await e.containers.writePath(params.id as string, archivePath(query), decompressArchive(req));
       sendEmpty(res, 200);
     },
   },

@@ -100,27 +100,28 @@ export class Engine {
   session(domain: string, header: string | undefined): Session {
     const auth: Record<string, Credentials> = {};
     if (header && header.trim() !== '') {
-      let v: { username?: string; password?: string; identitytoken?: string; auth?: string };
-      try {
-        v = JSON.parse(Buffer.from(header, 'base64url').toString('utf8')) as typeof v;
-      } catch {
-        throw new InvalidArgumentError('invalid X-Registry-Auth header: not base64url JSON');
+      const creds = credentialsOf(decodeAuthHeader(header, 'X-Registry-Auth') as AuthConfig);
+      if (creds) auth[domain] = creds;
+    }
+    return new Session({ ...this.opts.session, credentialsFile: null, auth });
+  }
+
+  /** A session with the credentials of `X-Registry-Config` (build's header: registry → auth config). */
+  sessionForConfig(header: string | undefined): Session {
+    const auth: Record<string, Credentials> = {};
+    if (header && header.trim() !== '') {
+      const map = decodeAuthHeader(header, 'X-Registry-Config') as Record<string, AuthConfig>;
+      for (const [server, v] of Object.entries(map ?? {})) {
+        const creds = credentialsOf(v);
+        if (creds) auth[registryDomain(server)] = creds;
       }
-      if (v.auth && !v.username) {
-        const plain = Buffer.from(v.auth, 'base64').toString('utf8');
-        const i = plain.indexOf(':');
-        if (i > 0) v = { ...v, username: plain.slice(0, i), password: plain.slice(i + 1) };
-      }
-      if (v.identitytoken) auth[domain] = { username: '<token>', secret: v.identitytoken };
-      else if (v.username) auth[domain] = { username: v.username, secret: v.password ?? '' };
     }
     return new Session({ ...this.opts.session, credentialsFile: null, auth });
   }
 
   /** Checks credentials against a registry, as `docker login` asks the daemon to. */
   async login(username: string, password: string, server: string): Promise<void> {
-    let domain = server.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
-    if (domain === '' || domain === 'index.docker.io' || domain === 'registry-1.docker.io') domain = 'docker.io';
+    const domain = registryDomain(server);
     const session = new Session({ ...this.opts.session, credentialsFile: null, auth: { [domain]: { username, secret: password } } });
     try {
       await session.ping(domain);
@@ -309,4 +310,38 @@ export class Engine {
       if (!hasCode(err, 'NOT_FOUND')) process.stderr.write(`berth daemon: restart ${id.slice(0, 12)}: ${(err as Error).message}\n`);
     }
   }
+}
+
+interface AuthConfig {
+  username?: string;
+  password?: string;
+  identitytoken?: string;
+  auth?: string;
+}
+
+function decodeAuthHeader(header: string, name: string): unknown {
+  try {
+    return JSON.parse(Buffer.from(header, 'base64url').toString('utf8'));
+  } catch {
+    throw new InvalidArgumentError(`invalid ${name} header: not base64url JSON`);
+  }
+}
+
+/** Credentials from a docker auth config: a token, a user and password, or `auth` (base64 `user:password`). */
+function credentialsOf(v: AuthConfig | undefined): Credentials | undefined {
+  if (!v) return undefined;
+  if (v.auth && !v.username) {
+    const plain = Buffer.from(v.auth, 'base64').toString('utf8');
+    const i = plain.indexOf(':');
+    if (i > 0) v = { ...v, username: plain.slice(0, i), password: plain.slice(i + 1) };
+  }
+  if (v.identitytoken) return { username: '<token>', secret: v.identitytoken };
+  if (v.username) return { username: v.username, secret: v.password ?? '' };
+  return undefined;
+}
+
+/** A registry's domain from a server address as docker writes it (`https://index.docker.io/v1/` is docker.io). */
+function registryDomain(server: string): string {
+  const domain = server.replace(/^https?:\/\//, '').replace(/\/.*$/, '');
+  return domain === '' || domain === 'index.docker.io' || domain === 'registry-1.docker.io' ? 'docker.io' : domain;
 }

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { decompressAny, readTar } from '../../archive/index.js';
+import { decompressArchive, readTar } from '../../archive/index.js';
 import { FailedPreconditionError, hasCode, InvalidArgumentError, NotFoundError, NotImplementedError } from '../../errdefs/index.js';
 import { archiveFiles, doneStatus, pull, push, shortLayerId, type TransferEvent, tarFiles } from '../../images/index.js';
 import {
@@ -124,7 +124,7 @@ export const imageRoutes: Route[] = [
       const quiet = boolValue(query, 'quiet');
       const stream = new MessageStream(res);
       try {
-        const { messages } = await loadImages(e.berth, e.namespace, readTar(decompressAny(req)));
+        const { messages } = await loadImages(e.berth, e.namespace, readTar(decompressArchive(req)));
         for (const m of messages) stream.send({ stream: `${m}\n` });
         if (!quiet) e.events.image('load', '');
       } catch (err) {

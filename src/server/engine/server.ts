@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { NotImplementedError } from '../../errdefs/index.js';
+import { buildRoutes } from './build.js';
 import { containerRoutes } from './containers.js';
 import type { Engine } from './engine.js';
 import { execRoutes } from './exec.js';
@@ -11,7 +12,7 @@ import { maxAPIVersion, parseTarget, Router } from './router.js';
 import { hijacked } from './streams.js';
 import { laterPrefixes, systemRoutes } from './system.js';
 
-const router = new Router([...systemRoutes, ...imageRoutes, ...execRoutes, ...containerRoutes, ...networkRoutes]);
+const router = new Router([...systemRoutes, ...imageRoutes, ...execRoutes, ...containerRoutes, ...networkRoutes, ...buildRoutes]);
 
 /** Headers on every answer: what `/_ping` tells clients, on all of them as dockerd does. */
 function commonHeaders(res: ServerResponse, version: string): void {

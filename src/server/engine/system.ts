@@ -195,4 +195,4 @@ export const systemRoutes: Route[] = [
 ];
 
 /** Parts of the API that come with later work: a clear 501, not a 404. */
-export const laterPrefixes = ['/build', '/swarm', '/services', '/nodes', '/secrets', '/configs', '/plugins', '/session'];
+export const laterPrefixes = ['/swarm', '/services', '/nodes', '/secrets', '/configs', '/plugins', '/session'];

@@ -40,8 +40,6 @@ export async function runInstruction(env: StepEnv, st: StageState, ins: Instruct
     const views: (() => Promise<void>)[] = [];
     try {
       for (const m of mounts) specMounts.push(await m.mount(rootfs, bundle, views));
-      const tail: Buffer[] = [];
-      let tailSize = 0;
       const code = await runStep(env.host.runc, env.host.network, {
         id: `build-${randomBytes(8).toString('hex')}`,
         rootfs,
@@ -53,17 +51,13 @@ export async function runInstruction(env: StepEnv, st: StageState, ins: Instruct
         network,
         mounts: specMounts,
         ...(env.opts.signal ? { signal: env.opts.signal } : {}),
-        onOutput: (data) => {
-          env.emit({ type: 'output', step, data });
-          tail.push(data);
-          tailSize += data.length;
-          while (tailSize > 4096 && tail.length > 1) tailSize -= (tail.shift() as Buffer).length;
-        },
+        onOutput: (data) => env.emit({ type: 'output', step, data }),
       });
       if (code !== 0) {
-        const out = Buffer.concat(tail).toString().trim().split('\n').slice(-5).join('\n');
+        // One line: the output itself went out as the step ran.
+        const command = argv.join(' ').replace(/\n/g, '\\n');
         throw new FailedPreconditionError(
-          `process "${argv.join(' ')}" did not complete successfully: exit code: ${code}${out ? `\n${out}` : ''}`,
+          `process "${command.length > 200 ? `${command.slice(0, 200)}…` : command}" did not complete successfully: exit code: ${code}`,
         );
       }
     } finally {

@@ -21,6 +21,9 @@ export class BuildView {
   readonly #quiet: boolean;
   readonly #steps = new Map<number, StepLine>();
   readonly #startedAt = Date.now();
+  /** The last output of each step (what a failure shows when the output was not on screen). */
+  readonly #output = new Map<number, Buffer[]>();
+  #current = 0;
   #drawn = 0;
   #timer: NodeJS.Timeout | undefined;
 
@@ -31,6 +34,13 @@ export class BuildView {
   }
 
   readonly onEvent = (e: BuildEvent): void => {
+    if (e.type === 'step') this.#current = e.step;
+    if (e.type === 'output' && (this.#quiet || this.#tty)) {
+      const kept = this.#output.get(e.step) ?? [];
+      kept.push(e.data);
+      while (kept.length > 1 && kept.reduce((n, b) => n + b.length, 0) > 16384) kept.shift();
+      this.#output.set(e.step, kept);
+    }
     if (this.#quiet) return;
     if (!this.#tty) {
       const text = classicText(e);
@@ -69,6 +79,12 @@ export class BuildView {
     }
     this.#timer ??= setInterval(() => this.#draw(), 100);
   };
+
+  /** After a failure: the failing step's output, when it was not printed as it came (quiet, or the live view's few lines). */
+  failed(err: NodeJS.WritableStream = process.stderr): void {
+    const out = this.#output.get(this.#current);
+    if (out?.length) err.write(Buffer.concat(out));
+  }
 
   /** The last frame (or nothing more, in plain mode). */
   finish(): void {

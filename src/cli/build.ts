@@ -123,9 +123,12 @@ async function runBuild(b: Berth, g: Globals, contextArg: string, flags: BuildFl
         sourceDateEpoch: flags.reproducible ? Number(envEpoch ?? 0) : false,
         onEvent: view.onEvent,
       });
-    } finally {
+    } catch (err) {
       view.finish();
+      view.failed();
+      throw err;
     }
+    view.finish();
     if (flags.iidfile) await writeFile(flags.iidfile, result.imageId);
     if (g.format === 'json') printJSON({ id: result.imageId, manifest: result.manifest, tags: result.tags });
     else if (flags.quiet) process.stdout.write(`${result.imageId}\n`);

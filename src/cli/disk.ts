@@ -3,7 +3,16 @@ import { DataLossError, InvalidArgumentError } from '../errdefs/index.js';
 import type { GCResult } from '../gc/index.js';
 import { verifyImage } from '../images/index.js';
 import { parseDuration } from '../runtime/index.js';
-import { checkRoot, lookupImage, networkLeftovers, pruneContainers, pruneImages, settingKeys, writeSetting } from '../services/index.js';
+import {
+  checkRoot,
+  lookupImage,
+  networkLeftovers,
+  pruneBuildCache,
+  pruneContainers,
+  pruneImages,
+  settingKeys,
+  writeSetting,
+} from '../services/index.js';
 
 import { example, type Globals, withBerth } from './context.js';
 import {
@@ -68,10 +77,11 @@ export function registerDisk(program: Command): void {
       withBerth(cmd, async (b, g) => {
         await confirm(
           flags.force,
-          `WARNING! This will remove:\n  - all stopped containers\n  - all ${flags.all ? 'images without at least one container associated to them' : 'dangling images'}\n  - content and snapshots no image, container or lease holds\n`,
+          `WARNING! This will remove:\n  - all stopped containers\n  - all ${flags.all ? 'images without at least one container associated to them' : 'dangling images'}\n  - all build cache\n  - content and snapshots no image, container or lease holds\n`,
         );
         const containers = await pruneContainers(b, g.namespace, flags.filter ?? []);
         const images = await pruneImages(b, g.namespace, { all: flags.all ?? false, filters: flags.filter ?? [] });
+        await pruneBuildCache(b, g.namespace, { collect: false });
         const gc = await b.gc();
         printPrune(g, { containers: containers.ids, images, gc, reclaimed: containers.reclaimed + gc.reclaimed });
       }),

@@ -1,9 +1,9 @@
 // The size views as the CLI prints them: `system df` and `image size`.
 import { listBlobs } from '../gc/index.js';
-import type { ImageUsage } from '../images/index.js';
+import type { ImageUsage, StoreUsage } from '../images/index.js';
 import { setSnapshotUsage } from '../metadata/index.js';
 import { type Digest, digestHex, familiarName, parseReference } from '../oci/index.js';
-import { type Berth, lookupImage, volumeUsage } from '../services/index.js';
+import { type Berth, buildCacheUsage, lookupImage, volumeUsage } from '../services/index.js';
 import { storedUsage } from '../snapshots/index.js';
 import type { Globals } from './context.js';
 import { humanDuration, humanSize, printJSON, renderTable } from './output.js';
@@ -18,6 +18,18 @@ const displayName = (u: ImageUsage): { repo: string; tag: string } => {
 };
 const shortId = (d: Digest | undefined) => (d ? digestHex(d).slice(0, 12) : '<missing>');
 const pct = (part: number, whole: number) => (whole > 0 ? ` (${Math.round((part / whole) * 100)}%)` : '');
+
+/** `system df`'s Build Cache row: every entry; active ones are those an image's layers include. */
+async function buildCacheTotals(b: Berth, ns: string, usage: StoreUsage) {
+  const items = await buildCacheUsage(b, ns, usage);
+  const size = items.reduce((n, i) => n + i.size, 0);
+  return {
+    total: items.length,
+    active: items.filter((i) => i.shared).length,
+    size,
+    reclaimable: items.filter((i) => !i.shared).reduce((n, i) => n + i.size, 0),
+  };
+}
 
 export async function systemDf(b: Berth, g: Globals, flags: { verbose?: boolean; allNamespaces?: boolean }): Promise<void> {
   const usage = await b.imageUsage();
@@ -64,7 +76,7 @@ export async function systemDf(b: Berth, g: Globals, flags: { verbose?: boolean;
         })),
       },
       volumes: volumeTotals,
-      buildCache: { total: 0, active: 0, size: 0, reclaimable: 0 },
+      buildCache: await buildCacheTotals(b, ns, usage),
     });
   }
   const dropped = new Map<string, number>();

@@ -1,3 +1,4 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: Dockerfile text, where ${VAR} is substitution
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { applyConfig, type ConfigState, envLookup, parseDockerfile, ShellLex } from './index.js';

@@ -50,12 +50,13 @@ export async function buildCacheUsage(b: Berth, namespace: string, usage: StoreU
 
 /**
  * `builder prune`: forgets the build cache of a namespace (with `all`, also the cache mounts, which
- * every namespace shares), then collects what nothing else holds. Returns the entries and the bytes freed.
+ * every namespace shares), then collects what nothing else holds (unless `collect` is false: the
+ * caller collects). Returns the entries and the bytes freed.
  */
 export async function pruneBuildCache(
   b: Berth,
   namespace: string,
-  opts: { all?: boolean } = {},
+  opts: { all?: boolean; collect?: boolean } = {},
 ): Promise<{ removed: string[]; reclaimed: number }> {
   const ns = b.namespace(namespace);
   const removed: string[] = [];
@@ -65,6 +66,7 @@ export async function pruneBuildCache(
     removed.push(l.id.slice(CACHE_LEASE_PREFIX.length));
   }
   if (opts.all) await rm(cacheMountDir(b), { recursive: true, force: true });
+  if (opts.collect === false) return { removed, reclaimed: 0 };
   const gc = await b.gc();
   return { removed, reclaimed: gc.reclaimed };
 }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { arch, cpus, hostname, release, totalmem } from 'node:os';
 import { parseLogTime } from '../../runtime/index.js';
-import { volumeUsage, volumeView } from '../../services/index.js';
+import { buildCacheUsage, volumeUsage, volumeView } from '../../services/index.js';
 import { eventFilter } from './events.js';
 import { filterList, readJSON, sendJSON } from './http.js';
 import { maxAPIVersion, minAPIVersion, type Route } from './router.js';
@@ -144,7 +144,18 @@ export const systemRoutes: Route[] = [
           ...volumeView(e.berth, v.Volume),
           UsageData: { Size: v.Size, RefCount: v.RefCount },
         })),
-        BuildCache: [],
+        BuildCache: (await buildCacheUsage(e.berth, e.namespace, usage)).map((c) => ({
+          ID: c.id.slice(0, 25),
+          Parent: '',
+          Type: 'regular',
+          Description: c.description,
+          InUse: false,
+          Shared: c.shared,
+          Size: c.size,
+          CreatedAt: c.createdAt.toISOString(),
+          LastUsedAt: null,
+          UsageCount: 0,
+        })),
       });
     },
   },

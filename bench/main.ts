@@ -1,4 +1,5 @@
 // `npm run bench [-- NAME...]`: runs the benchmarks side by side with their peers and prints ratios.
+import { buildBench } from './build.js';
 import { contentAdd } from './content-add.js';
 import { daemonBench } from './daemon.js';
 import { diskBench } from './disk.js';
@@ -16,6 +17,7 @@ const benchmarks: Record<string, () => Promise<Comparison[]>> = {
   disk: () => diskBench(),
   daemon: () => daemonBench(),
   network: () => networkBench(),
+  build: () => buildBench(),
 };
 
 const wanted = process.argv.slice(2);

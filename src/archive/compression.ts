@@ -99,7 +99,9 @@ export async function* compress(
     return;
   }
   const gz = createGzip({ chunkSize: CHUNK });
-  const feeding = pipeline(Readable.from(source, { objectMode: false }), gz, { signal: opts.signal }).catch((err: unknown) => err);
+  const feeding = pipeline(Readable.from(coalesce(source), { objectMode: false }), gz, { signal: opts.signal }).catch(
+    (err: unknown) => err,
+  );
   try {
     for await (const chunk of gz) yield chunk as Buffer;
     const err = await feeding;
@@ -108,6 +110,29 @@ export async function* compress(
     gz.destroy();
     await feeding;
   }
+}
+
+/**
+ * The stream in chunks of at least CHUNK bytes: each write to zlib is a job on the thread pool, and
+ * a tar of small files comes as many small pieces (headers, bodies, padding).
+ */
+async function* coalesce(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
+  let pending: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of source) {
+    if (chunk.length >= CHUNK && size === 0) {
+      yield chunk;
+      continue;
+    }
+    pending.push(chunk);
+    size += chunk.length;
+    if (size >= CHUNK) {
+      yield Buffer.concat(pending, size);
+      pending = [];
+      size = 0;
+    }
+  }
+  if (size > 0) yield Buffer.concat(pending, size);
 }
 
 const anyLayer: Record<Compression, string> = {

@@ -1,10 +1,10 @@
-import { type BigIntStats, createReadStream, readdirSync, readlinkSync } from 'node:fs';
+import { type BigIntStats, createReadStream, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FailedPreconditionError, throwIfAborted } from '../errdefs/index.js';
 import { xattr } from '../sys/index.js';
 import { OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX } from './apply.js';
-import { deviceNumbers, isWhiteout, lstatOrUndefined, timesOf, xattrsOf } from './fs-meta.js';
+import { deviceNumbers, isWhiteout, lstatOrUndefined, SMALL_FILE, timesOf, xattrsOf } from './fs-meta.js';
 import { type EntryType, headerOf, type TarHeader } from './tar/header.js';
 import { encodeHeader, TAR_END, tarPadding } from './tar/writer.js';
 
@@ -182,7 +182,11 @@ class LayerWriter {
       const size = Number(st.size);
       yield this.#header(rel, 'file', mode, uid, gid, { ...base, size });
       let n = 0;
-      if (size > 0) {
+      if (size > 0 && st.size <= SMALL_FILE) {
+        const bytes = readFileSync(path);
+        n = bytes.length;
+        if (n === size) yield bytes;
+      } else if (size > 0) {
         for await (const chunk of createReadStream(path, { highWaterMark: 1 << 18, end: size - 1, signal: this.opts.signal })) {
           n += (chunk as Buffer).length;
           yield chunk as Buffer;

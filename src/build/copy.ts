@@ -92,8 +92,8 @@ function place(src: string, st: BigIntStats, parent: string, name: string, opts:
     if (there.isDirectory()) throw new InvalidArgumentError(`cannot replace directory "${name}" with a non-directory`);
     rmSync(dst, { force: true });
   }
-  copyEntry(src, dst, st);
-  applyOwnerMode(dst, st, opts);
+  const owner = opts.owner ?? (opts.keepOwner ? undefined : { uid: 0, gid: 0 });
+  copyEntry(src, dst, st, { ...owner, ...(opts.mode !== undefined && !st.isSymbolicLink() ? { mode: opts.mode } : {}) });
   return dst;
 }
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { type BigIntStats, createReadStream, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import dockerignore from '@balena/dockerignore';
-import { lstatOrUndefined } from '../archive/index.js';
+import { lstatOrUndefined, SMALL_FILE } from '../archive/index.js';
 import { normalize } from '../dockerfile/index.js';
 import { NotFoundError } from '../errdefs/index.js';
 import { resolveInRoot } from '../runtime/index.js';
@@ -131,7 +131,8 @@ export class SourceTree {
         if (st.isSymbolicLink()) h.update(`L${readlinkSync(e.host)}\0`);
         else if (st.isFile()) {
           h.update(`F${st.size}\0`);
-          for await (const chunk of createReadStream(e.host, { highWaterMark: 1 << 18 })) h.update(chunk as Buffer);
+          if (st.size <= SMALL_FILE) h.update(readFileSync(e.host));
+          else for await (const chunk of createReadStream(e.host, { highWaterMark: 1 << 18 })) h.update(chunk as Buffer);
         }
       }
     }

@@ -25,6 +25,7 @@ before(async () => {
   registry = await startRegistry();
   base = await pushBusyboxImage(work, registry.host, 'busybox');
   root = await roots.make(work);
+  ok(await berth(root, ['pull', '-q', base]), 'pull'); // so that no test's output starts with a pull
 });
 
 after(async () => {
@@ -231,6 +232,17 @@ describe('berth build', () => {
     );
     const quiet = await berth(root, ['build', '-q', '--network', 'none', '--build-arg', `BASE=${base}`, ctx]);
     assert.match(quiet.stderr, /about to fail\n[\s\S]*Dockerfile:4:/, 'quiet shows the failing output before the error');
+    // a failing stage stops the one still running beside it, and its error is the one reported
+    const parallel = await context(
+      'fail-parallel',
+      'ARG BASE\nFROM $BASE AS slow\nRUN sleep 30\nFROM $BASE AS bad\nRUN exit 4\nFROM $BASE\nCOPY --from=slow /etc/passwd /a\nCOPY --from=bad /etc/passwd /b\n',
+    );
+    const t0 = performance.now();
+    const pr = await berth(root, ['build', '--no-cache', '--network', 'none', '--build-arg', `BASE=${base}`, parallel]);
+    assert.ok(performance.now() - t0 < 15_000, 'the sleeping stage was stopped');
+    assert.equal(pr.code, 5);
+    assert.match(pr.stderr, /Dockerfile:5: RUN exit 4: .*exit code: 4/);
+    assert.match(pr.stdout, /^Step 1\/8 : ARG BASE\nStep 2\/8 : FROM \$BASE AS slow\n[\s\S]*Step 5\/8 : RUN exit 4/);
     fails(
       await berth(root, ['build', await context('unknown', 'FROM scratch\nFROBNICATE x\n')]),
       2,

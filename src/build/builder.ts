@@ -50,6 +50,9 @@ class Build implements StepEnv {
   readonly #stages = new Map<number, Promise<StageState>>();
   readonly #stepNo = new Map<Instruction, number>();
   readonly #usedArgs = new Set<string>();
+  /** The build's own abort (a failed stage stops the others), joined with the caller's. */
+  readonly #abort = new AbortController();
+  readonly signal: AbortSignal;
   #total = 0;
   #shown = 1;
   #held: BuildEvent[] = [];
@@ -68,6 +71,7 @@ class Build implements StepEnv {
     this.#created = goTime(epoch === undefined ? new Date() : new Date(epoch * 1000));
     this.#cache = new BuildCache(host.ns, host.sn);
     this.workDir = '';
+    this.signal = opts.signal ? AbortSignal.any([opts.signal, this.#abort.signal]) : this.#abort.signal;
   }
 
   /**
@@ -110,9 +114,16 @@ class Build implements StepEnv {
       for (const [k, v] of platform) if (!this.#globals.has(k)) this.#globals.set(k, v);
       const target = targetStage(this.#plan, this.opts.target);
       const needed = neededStages(this.#plan, target, (n) => this.#globals.get(n));
+      // Steps numbered as the classic builder numbers them: the global ARGs first.
+      for (const ins of this.#plan.globalArgs) this.#stepNo.set(ins, ++this.#total);
       for (const s of this.#plan.stages) {
         if (!needed.has(s.index)) continue;
         for (const ins of [s.from, ...s.instructions]) this.#stepNo.set(ins, ++this.#total);
+      }
+      for (const ins of this.#plan.globalArgs) {
+        const step = this.#stepNo.get(ins) as number;
+        this.emit({ type: 'step', step, total: this.#total, stage: '', text: ins.original });
+        this.emit({ type: 'step-done', step, id: '', seconds: 0 });
       }
       // Every needed stage starts now; each waits for the stages it reads when it reaches them.
       for (const i of needed) this.#stage(this.#plan.stages[i] as Stage).catch(() => {});
@@ -120,6 +131,16 @@ class Build implements StepEnv {
       const unused = Object.keys(buildArgs).filter((k) => !this.#usedArgs.has(k) && !predefinedArgs.has(k));
       if (unused.length) this.emit({ type: 'warning', message: `One or more build-args [${unused.join(' ')}] were not consumed` });
       return await this.#commit(st);
+    } catch (err) {
+      // The stages still running stop (their steps are killed) before their directories go; the
+      // error is the first one (a stage killed for it fails too, but not first).
+      if (!this.#abort.signal.aborted) this.#abort.abort(err);
+      await Promise.allSettled(this.#stages.values());
+      // What later stages said (the failing step's output among it) is shown, in step order.
+      const held = this.#held.sort((a, b) => (a.type === 'warning' || b.type === 'warning' ? 0 : a.step - b.step));
+      this.#held = [];
+      for (const e of held) this.opts.onEvent?.(e);
+      throw this.opts.signal?.aborted ? err : this.#abort.signal.reason;
     } finally {
       rmSync(this.workDir, { recursive: true, force: true });
     }
@@ -130,6 +151,10 @@ class Build implements StepEnv {
     let p = this.#stages.get(s.index);
     if (!p) {
       p = this.#buildStage(s);
+      // The first failure stops the others at once, whichever stage waits for which.
+      p.catch((err) => {
+        if (!this.#abort.signal.aborted) this.#abort.abort(err);
+      });
       this.#stages.set(s.index, p);
     }
     return p;
@@ -211,7 +236,7 @@ class Build implements StepEnv {
     const img = await this.host.image(base, {
       pull: this.opts.pull ?? false,
       ...(platform ? { platform } : {}),
-      ...(this.opts.signal ? { signal: this.opts.signal } : {}),
+      signal: this.signal,
     });
     const r = img.resolved;
     const chain = chainIDs(r.config.value.rootfs.diff_ids);
@@ -260,7 +285,7 @@ class Build implements StepEnv {
       if (state.author) st.config.author = state.author;
       st.key = this.stepKey(st, ins);
       if (kw === 'WORKDIR') await workdirInstruction(this, st, ins, step, state.config.WorkingDir as string);
-      else st.config.history?.push({ created: this.#created, created_by: historyText(ins), empty_layer: true });
+      else st.config.history?.push({ created: this.#created, created_by: ins.original, empty_layer: true });
     } else if (kw === 'FROM') {
       throw new InvalidArgumentError('FROM is not allowed here');
     } else {
@@ -301,10 +326,10 @@ class Build implements StepEnv {
         const written = await writeLayer(
           ns,
           this.lease,
-          sn.diff(id, { ...(clamp !== undefined ? { clampMtime: clamp } : {}), ...(this.opts.signal ? { signal: this.opts.signal } : {}) }),
+          sn.diff(id, { ...(clamp !== undefined ? { clampMtime: clamp } : {}), signal: this.signal }),
           {
             docker: st.docker,
-            ...(this.opts.signal ? { signal: this.opts.signal } : {}),
+            signal: this.signal,
           },
         );
         if (written.tarSize <= 1024) {
@@ -399,10 +424,6 @@ function apply(st: StageState, r: CachedStep, history: { created: string; create
     st.top = r.chainID;
   }
   st.config.history?.push(r.empty ? { ...history, empty_layer: true } : history);
-}
-
-function historyText(ins: Instruction): string {
-  return ins.original;
 }
 
 function clone(s: StageState): StageState {

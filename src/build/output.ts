@@ -14,7 +14,7 @@ export function classicText(e: BuildEvent): string | Buffer | undefined {
     case 'output':
       return e.data;
     case 'step-done':
-      return ` ---> ${shortId(e.id)}\n`;
+      return e.id ? ` ---> ${shortId(e.id)}\n` : undefined; // a global ARG has no image yet
     case 'warning':
       return `[Warning] ${e.message}\n`;
   }

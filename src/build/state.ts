@@ -33,6 +33,8 @@ export interface StepEnv {
   lease: string;
   /** File times in layers are clamped to this (seconds); none keeps them. */
   clamp: number | undefined;
+  /** Fires when the caller aborts or another stage fails. */
+  signal: AbortSignal;
   /** Where the build keeps its own files (heredocs, downloads) while it runs. */
   workDir: string;
   emit(e: BuildEvent): void;
@@ -52,6 +54,3 @@ export interface StepEnv {
   /** Runs `fn` on a source tree: the context, a stage's rootfs or an image's (`from`), with a key for what it holds. */
   withTree<T>(st: StageState, from: string | undefined, fn: (tree: SourceTree, key: string) => Promise<T>): Promise<T>;
 }
-
-/** Digest of a step's parts, for cache keys. */
-export type KeyPart = string | number | boolean | undefined | KeyPart[];

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, createReadStream, createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, cpSync, createReadStream, createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -50,7 +50,7 @@ export async function runInstruction(env: StepEnv, st: StageState, ins: Instruct
         user: c.User ?? '',
         network,
         mounts: specMounts,
-        ...(env.opts.signal ? { signal: env.opts.signal } : {}),
+        signal: env.signal,
         onOutput: (data) => env.emit({ type: 'output', step, data }),
       });
       if (code !== 0) {
@@ -110,23 +110,32 @@ function parseMount(spec: string, st: StageState, env: StepEnv): StepMount {
       const source = f.get('source') ?? f.get('src') ?? '/';
       return {
         key: `bind:${from ?? ''}:${source}:${abs(target)}`,
-        async mount(_rootfs, _bundle, release) {
-          // Held for the run: a view of the stage or image (or the context itself), released after.
+        async mount(_rootfs, bundle, release) {
+          // A view of the stage or image (or the context itself), held while the step runs.
           let done!: () => void;
           const held = new Promise<void>((r) => {
             done = r;
           });
-          const ready = new Promise<string>((resolve, reject) => {
-            env
-              .withTree(st, from, async (tree) => {
-                resolve(resolveInRoot(tree.root, source));
-                await held;
-              })
-              .catch(reject);
+          let host = '';
+          let finished: Promise<void> = Promise.resolve();
+          await new Promise<void>((ready, fail) => {
+            finished = env.withTree(st, from, async (tree) => {
+              host = resolveInRoot(tree.root, source);
+              ready();
+              await held;
+            });
+            finished.catch(fail);
           });
-          release.push(async () => done());
-          const host = await ready;
-          // Writes to a read-write bind stay out of the source: docker's are thrown away too.
+          release.push(async () => {
+            done();
+            await finished;
+          });
+          if (ro === false) {
+            // rw: the step writes to a copy, thrown away after (as BuildKit's are); never to the source.
+            const copy = join(bundle, `bind-${randomBytes(4).toString('hex')}`);
+            cpSync(host, copy, { recursive: true, verbatimSymlinks: true });
+            host = copy;
+          }
           return { destination: abs(target), type: 'bind', source: host, options: ['rbind', ro === false ? 'rw' : 'ro'] };
         },
       };
@@ -234,7 +243,7 @@ export async function copyInstruction(env: StepEnv, st: StageState, ins: Instruc
     writeFileSync(join(extra, d.name), content, { mode: 0o644 });
     extraNames.push(d.name);
   }
-  for (const url of urls) extraNames.push(await download(url, extra, checksum, env.opts.signal));
+  for (const url of urls) extraNames.push(await download(url, extra, checksum, env.signal));
   const extraTree = new SourceTree(extra);
   const extraSources = extraNames.flatMap((n) => extraTree.match(n));
   const many = docs.length + urls.length + local.length > 1 || local.some((p) => /[*?[]/.test(p));

@@ -57,7 +57,7 @@ export type BuildEvent =
   | { type: 'cached'; step: number }
   /** Output of a RUN step's process. */
   | { type: 'output'; step: number; data: Buffer }
-  /** A step done: the image ID its state would have, as the classic builder prints (` ---> 3f2a…`). */
+  /** A step done: the image ID its state would have, as the classic builder prints (` ---> 3f2a…`); empty for a global ARG. */
   | { type: 'step-done'; step: number; id: string; seconds: number }
   | { type: 'warning'; message: string };
 

@@ -56,7 +56,7 @@ test('docker build (classic protocol): steps, tags, --iidfile, the same image ID
     ctx,
   );
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /Step 1\/6 : ARG BASE|Step 1\/5 : FROM/);
+  assert.match(r.stdout, /\nStep 1\/6 : ARG BASE\nStep 2\/6 : FROM \$BASE\n(Pulling .*\n)? ---> [0-9a-f]{12}\nStep 3\/6 : WORKDIR \/app\n/);
   assert.match(r.stdout, /Successfully built [0-9a-f]{12}\nSuccessfully tagged api:1\nSuccessfully tagged api:2\n/);
   const id = (await readFile(iid, 'utf8')).trim();
   assert.equal((await docker('image', 'inspect', '--format', '{{.Id}}', 'api:2')).stdout.trim(), id);

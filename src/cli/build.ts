@@ -164,7 +164,7 @@ export function registerBuild(program: Command): void {
     'berth build -t app:1 .',
     'SOURCE_DATE_EPOCH=1700000000 berth build -q .',
   );
-  const builder = program.command('builder').description('Manage the build cache');
+  const builder = example(program.command('builder').description('Manage the build cache'), 'berth builder prune -a -f');
   example(
     pruneOptions(
       builder.command('prune').description('Remove the build cache').option('-a, --all', 'also the cache mounts (RUN --mount=type=cache)'),

@@ -212,6 +212,8 @@ test('cli --help of every command exits 0 and shows an example', async (t) => {
     'image ls',
     'image inspect',
     'image history',
+    'build',
+    'builder prune',
     'tag',
     'rmi',
     'manifest inspect',

@@ -115,6 +115,9 @@ describe('berth build', () => {
     assert.ok(pruned.removed.length >= 3);
     const after = ok(await berth(root, args), 'build after prune');
     assert.doesNotMatch(after.stdout, /Using cache/);
+    ok(await berth(root, ['system', 'prune', '-f']), 'system prune');
+    const dfAfter = JSON.parse(ok(await berth(root, ['--format', 'json', 'system', 'df']), 'df').stdout);
+    assert.equal(dfAfter.namespaces[0].buildCache.total, 0, 'system prune takes the build cache too');
   });
 
   test('here-documents, --chmod, ONBUILD, and RUN --mount: cache, secret (never in a layer), bind from a stage, tmpfs', async () => {
@@ -218,6 +221,29 @@ describe('berth build', () => {
       2,
       /target stage "nosuch" could not be found/,
     );
+  });
+
+  test('a context archive on stdin (bzip2, xz), and a lone Dockerfile on stdin', async () => {
+    const ctx = await context('stdin', 'ARG BASE\nFROM $BASE\nCOPY note.txt /\nCMD ["cat", "/note.txt"]\n', { 'note.txt': 'from stdin\n' });
+    for (const [flag, tag] of [
+      ['-j', 'stdin:bz2'],
+      ['-J', 'stdin:xz'],
+    ] as const) {
+      const archive = await sh('sh', ['-c', `tar ${flag} -C ${ctx} -cf - . | base64 -w0`]);
+      const r = await berth(root, ['build', '-q', '--network', 'none', '--build-arg', `BASE=${base}`, '-t', tag, '-'], {
+        input: Buffer.from(archive, 'base64'),
+      });
+      ok(r, `build ${tag}`);
+      assert.equal(await run(tag), 'from stdin\n');
+    }
+    const lone = ok(
+      await berth(root, ['build', '-q', '--network', 'none', '--build-arg', `BASE=${base}`, '-t', 'stdin:df', '-'], {
+        input: 'ARG BASE\nFROM $BASE\nRUN echo no context > /x\n',
+      }),
+      'build a lone Dockerfile',
+    );
+    assert.match(lone.stdout, /^sha256:/);
+    assert.equal(await run('stdin:df', 'cat', '/x'), 'no context\n');
   });
 
   test('errors name the Dockerfile line; a failing RUN shows its output and exits with its kind', async () => {

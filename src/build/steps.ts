@@ -246,10 +246,11 @@ export async function copyInstruction(env: StepEnv, st: StageState, ins: Instruc
   for (const url of urls) extraNames.push(await download(url, extra, checksum, env.signal));
   const extraTree = new SourceTree(extra);
   const extraSources = extraNames.flatMap((n) => extraTree.match(n));
-  const many = docs.length + urls.length + local.length > 1 || local.some((p) => /[*?[]/.test(p));
 
   await env.withTree(st, from, async (tree, treeKey) => {
     const sources: Source[] = local.flatMap((p) => tree.match(p));
+    // Several sources (written, or matched by a wildcard) need a directory destination.
+    const many = docs.length + urls.length + sources.length > 1;
     const digest = `${treeKey}:${from === undefined ? await tree.digest(sources) : local.join('\0')}:${await extraTree.digest(extraSources)}`;
     const createdBy = `${ins.keyword} ${ins.original.replace(/^\S+\s+/, '')}`;
     const key = env.stepKey(st, ins, `${digest}:${chown ?? ''}:${chmodText ?? ''}`);

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { applyConfig, configKeywords, type Instruction, instruction, parseDockerfile, ShellLex } from '../dockerfile/index.js';
-import { InvalidArgumentError, withContext } from '../errdefs/index.js';
+import { hasCode, InvalidArgumentError, withContext } from '../errdefs/index.js';
 import {
   configInGoOrder,
   goTime,
@@ -339,7 +339,15 @@ class Build implements StepEnv {
           const chainID = chainIDs([...st.config.rootfs.diff_ids, written.diffID]).at(-1) as Digest;
           ns.leases.addResource(this.lease, snapshotResource(sn, chainID));
           if (sn.has(chainID, 'committed')) await sn.remove(id);
-          else await sn.commit(chainID, id);
+          else {
+            try {
+              await sn.commit(chainID, id);
+            } catch (err) {
+              // Another build committed the same layer stack meanwhile: theirs serves.
+              if (!hasCode(err, 'ALREADY_EXISTS')) throw err;
+              await sn.remove(id);
+            }
+          }
           result = { layer: written.layer, diffID: written.diffID, chainID };
         }
       } catch (err) {

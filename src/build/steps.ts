@@ -281,7 +281,8 @@ export async function copyInstruction(env: StepEnv, st: StageState, ins: Instruc
 
 /** ADD's download: the file named after the URL's last path segment, mode 0600, checked against `--checksum`. */
 async function download(url: string, dir: string, checksum: string | undefined, signal?: AbortSignal): Promise<string> {
-  const name = decodeURIComponent(new URL(url).pathname.split('/').pop() || '') || '__unnamed__';
+  const last = decodeURIComponent(new URL(url).pathname.split('/').pop() || '').replace(/\//g, '_');
+  const name = last === '' || last === '.' || last === '..' ? '__unnamed__' : last;
   const res = await fetch(url, { ...(signal ? { signal } : {}), redirect: 'follow' });
   if (!res.ok || !res.body) throw new FailedPreconditionError(`ADD ${url}: ${res.status} ${res.statusText}`);
   const file = join(dir, name);

@@ -3,6 +3,7 @@
 // peers' versions here lack (here-documents, RUN --mount, --chmod, ADD --checksum), errors, and
 // confinement of what comes from a context or an archive.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
@@ -10,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { pushBusyboxImage } from '../testutil/busybox.js';
-import { berth, fails, ok, TestRoots } from '../testutil/cli.js';
+import { berth, berthMain, fails, ok, TestRoots } from '../testutil/cli.js';
 import { sh } from '../testutil/peers.js';
 import { startRegistry, type TestRegistry } from '../testutil/registry.js';
 
@@ -221,6 +222,24 @@ describe('berth build', () => {
       2,
       /target stage "nosuch" could not be found/,
     );
+  });
+
+  test('on a terminal: a live view of the steps, each with its time, finished at the end', async () => {
+    const ctx = await context('tty', 'ARG BASE\nFROM $BASE\nRUN echo line-one && sleep 0.3 && echo line-two\nENV A=1\n');
+    const out = execFileSync(
+      'script',
+      [
+        '-qec',
+        `stty cols 120; ${process.execPath} ${berthMain} build --no-cache --network none --build-arg BASE=${base} -t tty ${ctx}`,
+        '/dev/null',
+      ],
+      { env: { ...process.env, BERTH_ROOT: root, BERTH_NAMESPACE: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    ).toString();
+    assert.match(out, /\[\+\] Building [\d.]+s \(4\/4\) FINISHED/);
+    assert.match(out, / => \[0 3\/4\] RUN echo line-one && sleep 0\.3 && echo line-two +[\d.]+s/);
+    assert.match(out, /\x1b\[\d+A/, 'the view is redrawn in place');
+    assert.doesNotMatch(out, /Step 1\/4/, 'not the plain lines');
+    assert.match(out, /Successfully tagged tty:latest/);
   });
 
   test('a context archive on stdin (bzip2, xz), and a lone Dockerfile on stdin', async () => {

@@ -83,7 +83,8 @@ export function copyEntry(src: string, dst: string, st: BigIntStats, as: { uid?:
   }
   if (canChown) lchownSync(dst, as.uid ?? Number(st.uid), as.gid ?? Number(st.gid));
   if (!st.isSymbolicLink()) chmodSync(dst, mode);
-  for (const [k, v] of xattrsOf(src)) xattr.set(dst, k, v);
+  // overlayfs's own attributes (opaque, origin) describe where the source sits, not what it holds
+  for (const [k, v] of xattrsOf(src)) if (!k.startsWith('trusted.overlay.')) xattr.set(dst, k, v);
   const t = timesOf(st);
   lutimes(dst, t.atime, t.mtime);
 }

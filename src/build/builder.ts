@@ -20,7 +20,6 @@ import { BuildCache, type CachedStep } from './cache.js';
 import { SourceTree } from './sources.js';
 import { declareArgs, neededStages, planStages, platformArgs, type Stage, type StagePlan, stageByRef, targetStage } from './stages.js';
 import type { StageState, StepEnv } from './state.js';
-import { StepRoot } from './step-root.js';
 import { copyInstruction, runInstruction, stageLookup, workdirInstruction } from './steps.js';
 import type { BuildEvent, BuildHost, BuildOpts, BuildResult } from './types.js';
 import { freshDir } from './workdirs.js';
@@ -304,8 +303,7 @@ class Build implements StepEnv {
     step: number,
     key: string,
     createdBy: string,
-    work: (root: StepRoot, bundle: string) => Promise<void>,
-    opts: { direct?: boolean } = {},
+    work: (rootfs: string, bundle: string) => Promise<void>,
   ): Promise<void> {
     const { ns, sn } = this.host;
     let result = this.opts.noCache ? undefined : await this.#cache.get(key);
@@ -318,16 +316,11 @@ class Build implements StepEnv {
       ns.leases.addResource(this.lease, snapshotResource(sn, id));
       const mounts = await sn.prepare(id, { ...(st.top ? { parent: st.top } : {}), labels: { 'berth.build': id } });
       try {
-        if (opts.direct && sn.impl.whiteouts === 'overlay') {
-          // Written beside the overlay: into the snapshot's own directory, over a view of the parent.
-          await this.#withView(st.top, (below) => work(new StepRoot(sn.dirOf(id), below), bundle));
-        } else {
-          await mountAll(mounts, rootfs);
-          try {
-            await work(new StepRoot(rootfs), bundle);
-          } finally {
-            await unmount(rootfs);
-          }
+        await mountAll(mounts, rootfs);
+        try {
+          await work(rootfs, bundle);
+        } finally {
+          await unmount(rootfs);
         }
         const clamp = this.clamp;
         const written = await writeLayer(
@@ -388,19 +381,11 @@ class Build implements StepEnv {
       if (top !== undefined && !this.host.sn.has(top, 'committed')) await unpackUnderLease(this.host.ns, this.host.sn, r.manifestDesc);
       key = `image:${r.manifestDesc.digest}`;
     }
-    return this.#withView(top, (dir) => fn(new SourceTree(dir), key));
-  }
-
-  /**
-   * Runs `fn` on a read-only view of the committed snapshot `top` (an empty directory for none),
-   * mounted in the build's scratch space and gone after.
-   */
-  async #withView<T>(top: Digest | undefined, fn: (dir: string) => Promise<T>): Promise<T> {
     const dir = join(this.workDir, `view-${randomBytes(6).toString('hex')}`);
     mkdirSync(dir, { recursive: true });
     if (top === undefined) {
       try {
-        return await fn(dir);
+        return await fn(new SourceTree(dir), key);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
@@ -411,7 +396,7 @@ class Build implements StepEnv {
     try {
       await mountAll(mounts, dir);
       try {
-        return await fn(dir);
+        return await fn(new SourceTree(dir), key);
       } finally {
         await unmount(dir);
       }

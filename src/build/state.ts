@@ -1,7 +1,6 @@
 import type { Instruction, ShellLex } from '../dockerfile/index.js';
 import type { Descriptor, Digest, ImageConfig } from '../oci/index.js';
 import type { SourceTree } from './sources.js';
-import type { StepRoot } from './step-root.js';
 import type { BuildEvent, BuildHost, BuildOpts } from './types.js';
 
 /** A stage as it is built: the image so far, its rootfs (a committed snapshot) and its cache key. */
@@ -43,16 +42,14 @@ export interface StepEnv {
   stepKey(st: StageState, ins: Instruction, extra?: string): string;
   /**
    * A step that changes the filesystem: cached by `key`, or done by `work` in a fresh snapshot on
-   * the stage's rootfs, its changes committed as a layer (none when nothing changed). `direct`:
-   * the step only writes files (COPY), so on overlayfs it writes beside the mount (see StepRoot).
+   * the stage's rootfs, its changes committed as a layer (none when nothing changed).
    */
   fsStep(
     st: StageState,
     step: number,
     key: string,
     createdBy: string,
-    work: (root: StepRoot, bundle: string) => Promise<void>,
-    opts?: { direct?: boolean },
+    work: (rootfs: string, bundle: string) => Promise<void>,
   ): Promise<void>;
   /** Runs `fn` on a source tree: the context, a stage's rootfs or an image's (`from`), with a key for what it holds. */
   withTree<T>(st: StageState, from: string | undefined, fn: (tree: SourceTree, key: string) => Promise<T>): Promise<T>;

@@ -12,7 +12,6 @@ import { type CopyOpts, copySources } from './copy.js';
 import { runStep, secretFile } from './run-step.js';
 import { type Source, SourceTree } from './sources.js';
 import type { StageState, StepEnv } from './state.js';
-import type { StepRoot } from './step-root.js';
 
 /** The variables a stage's values may use: its ENV, then its ARGs. */
 export function stageLookup(st: StageState) {
@@ -36,7 +35,7 @@ export async function runInstruction(env: StepEnv, st: StageState, ins: Instruct
   const createdBy = `RUN ${argText}${argv.join(' ')}`;
   const mounts = (flags.get('mount') ?? []).map((m) => parseMount(m, st, env));
   const key = env.stepKey(st, ins, JSON.stringify([network === 'host', mounts.map((m) => m.key)]));
-  await env.fsStep(st, step, key, createdBy, async ({ upper: rootfs }, bundle) => {
+  await env.fsStep(st, step, key, createdBy, async (rootfs, bundle) => {
     const specMounts: SpecMount[] = [];
     const views: (() => Promise<void>)[] = [];
     try {
@@ -255,25 +254,28 @@ export async function copyInstruction(env: StepEnv, st: StageState, ins: Instruc
     const digest = `${treeKey}:${from === undefined ? await tree.digest(sources) : local.join('\0')}:${await extraTree.digest(extraSources)}`;
     const createdBy = `${ins.keyword} ${ins.original.replace(/^\S+\s+/, '')}`;
     const key = env.stepKey(st, ins, `${digest}:${chown ?? ''}:${chmodText ?? ''}`);
-    // ADD extracts a local tar archive (plain, gzip, bzip2, xz or zstd) into the destination.
-    const archives = new Set<Source>();
-    if (add) for (const s of sources) if (s.st.isFile() && (await isTarArchive(s.host))) archives.add(s);
-    const copy = async (root: StepRoot) => {
+    await env.fsStep(st, step, key, createdBy, async (rootfs) => {
       const opts: CopyOpts = { keepOwner: from !== undefined };
       if (chown !== undefined) {
-        const u = resolveUser(root.below ?? root.upper, chown); // names as the image before this step has them
+        const u = resolveUser(rootfs, chown);
         opts.owner = { uid: u.uid, gid: u.gid };
       }
       if (chmodText !== undefined) opts.mode = Number.parseInt(chmodText, 8);
-      if (extraSources.length) copySources(extraTree, extraSources, root, destDir, { ...opts, keepOwner: false }, many);
-      for (const s of archives) {
-        await applyLayer(root.dir(destDir), decompressArchive(createReadStream(s.host)), { whiteouts: 'none', rootAttrs: false });
+      if (extraSources.length) copySources(extraTree, extraSources, rootfs, destDir, { ...opts, keepOwner: false }, many);
+      if (!add) {
+        if (sources.length) copySources(tree, sources, rootfs, destDir, opts, many);
+        return;
       }
-      const plain = sources.filter((s) => !archives.has(s));
-      if (plain.length) copySources(tree, plain, root, destDir, opts, many);
-    };
-    // An archive is extracted through the mount: the applier sees only the directory it writes in.
-    await env.fsStep(st, step, key, createdBy, copy, { direct: archives.size === 0 });
+      // ADD: a local tar archive (plain, gzip, bzip2, xz or zstd) is extracted into the destination.
+      const plain: Source[] = [];
+      for (const s of sources) {
+        if (s.st.isFile() && (await isTarArchive(s.host))) {
+          const root = resolveInRoot(rootfs, destDir, { mkdir: true });
+          await applyLayer(root, decompressArchive(createReadStream(s.host)), { whiteouts: 'none', rootAttrs: false });
+        } else plain.push(s);
+      }
+      if (plain.length) copySources(tree, plain, rootfs, destDir, opts, many);
+    });
   });
 }
 
@@ -297,14 +299,7 @@ async function download(url: string, dir: string, checksum: string | undefined, 
 
 /** WORKDIR: the directory is made (root's, 0755) when missing, as a layer of its own. */
 export async function workdirInstruction(env: StepEnv, st: StageState, ins: Instruction, step: number, dir: string): Promise<void> {
-  await env.fsStep(
-    st,
-    step,
-    env.stepKey(st, ins, dir),
-    `WORKDIR ${dir}`,
-    async (root) => {
-      root.dir(dir);
-    },
-    { direct: true },
-  );
+  await env.fsStep(st, step, env.stepKey(st, ins, dir), `WORKDIR ${dir}`, async (rootfs) => {
+    resolveInRoot(rootfs, dir, { mkdir: true });
+  });
 }

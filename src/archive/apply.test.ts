@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -265,6 +265,26 @@ describe('apply', () => {
     });
     assert.equal(xattr.get(join(root, 'd'), 'trusted.overlay.opaque'), undefined);
     assert.equal(xattr.get(join(root, 'd'), 'user.ok')?.toString(), '1');
+  });
+
+  test('apply overlay: a directory copied up from an opaque lower one does not hide that layer', async () => {
+    const box = await mkdtemp(join(work, 'opq-'));
+    const { root, done } = await applyStack(box, 'overlay', [
+      tarOf([
+        { name: 'd', type: 'dir' },
+        { name: 'd/keep', data: 'bottom' },
+      ]),
+      tarOf([
+        { name: 'd/.wh..wh..opq', data: '' },
+        { name: 'd/mid', data: 'middle' },
+      ]),
+      tarOf([{ name: 'd/sub/new', data: 'top' }]),
+    ]);
+    try {
+      assert.deepEqual((await readdir(join(root, 'd'))).sort(), ['mid', 'sub']);
+    } finally {
+      await done();
+    }
   });
 
   // Each case: layers (bottom first); `rejects` names the entry that must fail the apply. Either

@@ -179,6 +179,22 @@ describe('berth build', () => {
     assert.match(history, /RUN \|1 WHO=heredoc/);
   });
 
+  test('RUN --mount=type=bind from the context: cached by what it shows; rw writes to a copy, never the context', async () => {
+    const dockerfile =
+      'ARG BASE\nFROM $BASE\nRUN --mount=type=bind,source=conf,target=/conf cat /conf/c.txt > /seen\n' +
+      'RUN --mount=type=bind,source=conf,target=/w,rw echo appended >> /w/c.txt && cat /w/c.txt > /rw-seen\n';
+    const ctx = await context('bind', dockerfile, { 'conf/c.txt': 'first\n' });
+    const build = async () =>
+      ok(await berth(root, ['build', '--network', 'none', '--build-arg', `BASE=${base}`, '-t', 'bound', ctx]), 'build');
+    await build();
+    assert.equal(await run('bound', 'cat', '/seen', '/rw-seen'), 'first\nfirst\nappended\n');
+    assert.equal(await readFile(join(ctx, 'conf/c.txt'), 'utf8'), 'first\n', 'the context is untouched');
+    assert.equal((await build()).stdout.match(/Using cache/g)?.length, 2);
+    await writeFile(join(ctx, 'conf/c.txt'), 'second\n');
+    assert.doesNotMatch((await build()).stdout, /Using cache/, 'a changed file behind the mount runs the step again');
+    assert.equal(await run('bound', 'cat', '/seen'), 'second\n');
+  });
+
   test('--target builds only the stages it needs; independent stages run at once', async () => {
     const ctx = await context(
       'stages',

@@ -34,7 +34,9 @@ export async function runInstruction(env: StepEnv, st: StageState, ins: Instruct
   const argText = argEnv.length ? `|${argEnv.length} ${argEnv.join(' ')} ` : '';
   const createdBy = `RUN ${argText}${argv.join(' ')}`;
   const mounts = (flags.get('mount') ?? []).map((m) => parseMount(m, st, env));
-  const key = env.stepKey(st, ins, JSON.stringify([network === 'host', mounts.map((m) => m.key)]));
+  const mountKeys = [];
+  for (const m of mounts) mountKeys.push(await m.key());
+  const key = env.stepKey(st, ins, JSON.stringify([network === 'host', mountKeys]));
   await env.fsStep(st, step, key, createdBy, async (rootfs, bundle) => {
     const specMounts: SpecMount[] = [];
     const views: (() => Promise<void>)[] = [];
@@ -90,8 +92,8 @@ function runArgs(ins: Instruction, shell: string[] | undefined): string[] {
 }
 
 interface StepMount {
-  /** What the cache key takes of it. */
-  key: string;
+  /** What the cache key takes of it (for a bind mount, what it shows: the sources' digest, the stage's key). */
+  key(): Promise<string>;
   mount(rootfs: string, bundle: string, release: (() => Promise<void>)[]): Promise<SpecMount>;
 }
 
@@ -100,7 +102,9 @@ function parseMount(spec: string, st: StageState, env: StepEnv): StepMount {
   const f = new Map(csvFields(spec));
   const type = f.get('type') ?? 'bind';
   const target = f.get('target') ?? f.get('dst') ?? f.get('destination');
-  const ro = f.has('ro') || f.has('readonly') ? f.get('ro') !== 'false' && f.get('readonly') !== 'false' : undefined;
+  const flag = (...names: string[]) => names.some((n) => f.has(n) && f.get(n) !== 'false');
+  // A bind mount is read-only unless `rw`; the others are writable unless `ro` (BuildKit's defaults).
+  const readOnly = type === 'bind' ? !flag('rw', 'readwrite') : flag('ro', 'readonly');
   const octal = (v: string | undefined, dflt: number) => (v === undefined ? dflt : Number.parseInt(v, 8));
   const abs = (t: string) => (t.startsWith('/') ? normalize(t) : normalize(`${st.config.config?.WorkingDir || '/'}/${t}`));
   switch (type) {
@@ -109,7 +113,11 @@ function parseMount(spec: string, st: StageState, env: StepEnv): StepMount {
       const from = f.get('from');
       const source = f.get('source') ?? f.get('src') ?? '/';
       return {
-        key: `bind:${from ?? ''}:${source}:${abs(target)}`,
+        key: () =>
+          env.withTree(st, from, async (tree, treeKey) => {
+            const shown = from === undefined ? await tree.digest(tree.match(source)) : treeKey;
+            return `bind:${from ?? ''}:${source}:${abs(target)}:${readOnly}:${shown}`;
+          }),
         async mount(_rootfs, bundle, release) {
           // A view of the stage or image (or the context itself), held while the step runs.
           let done!: () => void;
@@ -130,13 +138,13 @@ function parseMount(spec: string, st: StageState, env: StepEnv): StepMount {
             done();
             await finished;
           });
-          if (ro === false) {
+          if (!readOnly) {
             // rw: the step writes to a copy, thrown away after (as BuildKit's are); never to the source.
             const copy = join(bundle, `bind-${randomBytes(4).toString('hex')}`);
             cpSync(host, copy, { recursive: true, verbatimSymlinks: true });
             host = copy;
           }
-          return { destination: abs(target), type: 'bind', source: host, options: ['rbind', ro === false ? 'rw' : 'ro'] };
+          return { destination: abs(target), type: 'bind', source: host, options: ['rbind', readOnly ? 'ro' : 'rw'] };
         },
       };
     }
@@ -147,13 +155,13 @@ function parseMount(spec: string, st: StageState, env: StepEnv): StepMount {
       const gid = Number(f.get('gid') ?? 0);
       const mode = octal(f.get('mode'), 0o755);
       return {
-        key: `cache:${abs(target)}`,
+        key: async () => `cache:${abs(target)}:${readOnly}`,
         async mount() {
           const dir = join(env.host.cacheMountDir, createHash('sha256').update(id).digest('hex').slice(0, 32));
           mkdirSync(dir, { recursive: true, mode });
           chownSync(dir, uid, gid);
           chmodSync(dir, mode);
-          return { destination: abs(target), type: 'bind', source: dir, options: ['rbind', ro ? 'ro' : 'rw'] };
+          return { destination: abs(target), type: 'bind', source: dir, options: ['rbind', readOnly ? 'ro' : 'rw'] };
         },
       };
     }
@@ -161,7 +169,7 @@ function parseMount(spec: string, st: StageState, env: StepEnv): StepMount {
       if (!target) throw new InvalidArgumentError(`--mount ${spec}: a tmpfs mount needs a target`);
       const size = f.get('size');
       return {
-        key: `tmpfs:${abs(target)}`,
+        key: async () => `tmpfs:${abs(target)}`,
         async mount() {
           return {
             destination: abs(target),
@@ -179,7 +187,7 @@ function parseMount(spec: string, st: StageState, env: StepEnv): StepMount {
       const required = f.get('required') === 'true' || f.get('required') === '';
       return {
         // Not the secret's content: a changed secret does not make a new layer (BuildKit's rule too).
-        key: `secret:${id}:${dest}`,
+        key: async () => `secret:${id}:${dest}`,
         async mount(_rootfs, bundle) {
           const src = env.opts.secrets?.[id];
           if (!src) {

@@ -212,6 +212,7 @@ test('cli --help of every command exits 0 and shows an example', async (t) => {
     'image ls',
     'image inspect',
     'image history',
+    'history',
     'build',
     'builder prune',
     'tag',

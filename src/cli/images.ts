@@ -104,40 +104,45 @@ export function registerImages(program: Command): void {
     'berth image inspect busybox',
   );
 
-  example(
-    image
-      .command('history')
-      .description("Show an image's history: the step that made each layer")
-      .argument('<image>')
-      .option('--no-trunc', 'do not truncate output')
-      .option('-q, --quiet', 'print only image IDs')
-      .action(async (arg: string, opts: { trunc: boolean; quiet?: boolean }, cmd: Command) =>
-        withBerth(cmd, async (b, g) => {
-          const r = resolvedRow(findImages(await imageRows(b.namespace(g.namespace)), arg)[0] as ImageRow, arg);
-          const entries = imageHistory(r);
-          const now = Date.now();
-          const top = imageIdOf(r) as string;
-          if (opts.quiet) {
-            process.stdout.write(`${opts.trunc ? digestHex(top as Digest).slice(0, 12) : top}\n`);
-            return;
-          }
-          printListing(
-            g.format,
-            entries,
-            ['IMAGE', 'CREATED', 'CREATED BY', 'CONTENT SIZE', 'COMMENT'],
-            (e) => [
-              e === entries[0] ? (opts.trunc ? digestHex(top as Digest).slice(0, 12) : top) : '<missing>',
-              e.created ? `${humanDuration(now - Date.parse(e.created))} ago` : 'N/A',
-              opts.trunc && e.createdBy.length > 45 ? `${e.createdBy.slice(0, 44)}…` : e.createdBy,
-              humanSize(e.size),
-              e.comment,
-            ],
-            (e) => e,
-          );
-        }),
-      ),
-    'berth image history busybox',
-  );
+  // `image history`, and `history` at the top as docker has it
+  for (const [parent, prefix] of [
+    [image, 'berth image'],
+    [program, 'berth'],
+  ] as const)
+    example(
+      parent
+        .command('history')
+        .description("Show an image's history: the step that made each layer")
+        .argument('<image>')
+        .option('--no-trunc', 'do not truncate output')
+        .option('-q, --quiet', 'print only image IDs')
+        .action(async (arg: string, opts: { trunc: boolean; quiet?: boolean }, cmd: Command) =>
+          withBerth(cmd, async (b, g) => {
+            const r = resolvedRow(findImages(await imageRows(b.namespace(g.namespace)), arg)[0] as ImageRow, arg);
+            const entries = imageHistory(r);
+            const now = Date.now();
+            const top = imageIdOf(r) as string;
+            if (opts.quiet) {
+              process.stdout.write(`${opts.trunc ? digestHex(top as Digest).slice(0, 12) : top}\n`);
+              return;
+            }
+            printListing(
+              g.format,
+              entries,
+              ['IMAGE', 'CREATED', 'CREATED BY', 'CONTENT SIZE', 'COMMENT'],
+              (e) => [
+                e === entries[0] ? (opts.trunc ? digestHex(top as Digest).slice(0, 12) : top) : '<missing>',
+                e.created ? `${humanDuration(now - Date.parse(e.created))} ago` : 'N/A',
+                opts.trunc && e.createdBy.length > 45 ? `${e.createdBy.slice(0, 44)}…` : e.createdBy,
+                humanSize(e.size),
+                e.comment,
+              ],
+              (e) => e,
+            );
+          }),
+        ),
+      `${prefix} history busybox`,
+    );
 
   example(
     image

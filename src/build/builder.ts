@@ -6,14 +6,15 @@ import { hasCode, InvalidArgumentError, withContext } from '../errdefs/index.js'
 import {
   configInGoOrder,
   goTime,
+  type ResolvedImage,
   scratchConfig,
   snapshotResource,
-  unpackUnderLease,
+  unpackedTop,
   usesDockerTypes,
   writeImage,
   writeLayer,
 } from '../images/index.js';
-import { chainIDs, type Digest, type ImageConfig, parsePlatform } from '../oci/index.js';
+import { chainIDs, type Digest, type ImageConfig, type Platform, parsePlatform } from '../oci/index.js';
 import { defaultPath } from '../runtime/index.js';
 import { mountAll, unmount } from '../snapshots/index.js';
 import { BuildCache, type CachedStep } from './cache.js';
@@ -66,7 +67,9 @@ class Build implements StepEnv {
     this.lex = new ShellLex({ escape: df.escape });
     this.#plan = planStages(df);
     this.context = SourceTree.context(opts.contextDir);
-    const epoch = opts.sourceDateEpoch === false ? undefined : (opts.sourceDateEpoch ?? 0);
+    const argEpoch = opts.buildArgs?.SOURCE_DATE_EPOCH;
+    if (argEpoch !== undefined && !/^\d+$/.test(argEpoch)) throw new InvalidArgumentError(`invalid SOURCE_DATE_EPOCH "${argEpoch}"`);
+    const epoch = opts.sourceDateEpoch === false ? undefined : argEpoch !== undefined ? Number(argEpoch) : (opts.sourceDateEpoch ?? 0);
     this.clamp = epoch;
     this.#created = goTime(epoch === undefined ? new Date() : new Date(epoch * 1000));
     this.#cache = new BuildCache(host.ns, host.sn);
@@ -233,16 +236,7 @@ class Build implements StepEnv {
         key: hash(['scratch', platformText]),
       };
     }
-    const img = await this.host.image(base, {
-      pull: this.opts.pull ?? false,
-      ...(platform ? { platform } : {}),
-      signal: this.signal,
-    });
-    const r = img.resolved;
-    const chain = chainIDs(r.config.value.rootfs.diff_ids);
-    const top = chain.at(-1);
-    if (top !== undefined && !this.host.sn.has(top, 'committed')) await unpackUnderLease(this.host.ns, this.host.sn, r.manifestDesc);
-    if (top !== undefined) this.host.ns.leases.addResource(this.lease, snapshotResource(this.host.sn, top));
+    const { resolved: r, top } = await this.#baseImage(base, platform);
     const config = JSON.parse(JSON.stringify(r.config.value)) as ImageConfig;
     config.history ??= [];
     return {
@@ -364,28 +358,12 @@ class Build implements StepEnv {
 
   async withTree<T>(st: StageState, from: string | undefined, fn: (tree: SourceTree, key: string) => Promise<T>): Promise<T> {
     if (from === undefined) return fn(this.context, 'context');
-    const dep = stageByRef(this.#plan, from, st.index);
-    let top: Digest | undefined;
-    let key: string;
-    if (dep) {
-      const s = await this.#stage(dep);
-      top = s.top;
-      key = s.key;
-    } else {
-      const img = await this.host.image(from, {
-        pull: this.opts.pull ?? false,
-        ...(this.opts.platform ? { platform: this.opts.platform } : {}),
-      });
-      const r = img.resolved;
-      top = chainIDs(r.config.value.rootfs.diff_ids).at(-1);
-      if (top !== undefined && !this.host.sn.has(top, 'committed')) await unpackUnderLease(this.host.ns, this.host.sn, r.manifestDesc);
-      key = `image:${r.manifestDesc.digest}`;
-    }
+    const { top, key } = await this.#source(st, from);
     const dir = join(this.workDir, `view-${randomBytes(6).toString('hex')}`);
     mkdirSync(dir, { recursive: true });
     if (top === undefined) {
       try {
-        return await fn(new SourceTree(dir), key);
+        return await fn(new SourceTree(dir, undefined, from), key);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
@@ -396,7 +374,7 @@ class Build implements StepEnv {
     try {
       await mountAll(mounts, dir);
       try {
-        return await fn(new SourceTree(dir), key);
+        return await fn(new SourceTree(dir, undefined, from), key);
       } finally {
         await unmount(dir);
       }
@@ -404,6 +382,33 @@ class Build implements StepEnv {
       await this.host.sn.remove(viewKey).catch(() => {});
       rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  async treeKey(st: StageState, from: string): Promise<string> {
+    return (await this.#source(st, from)).key;
+  }
+
+  /** What `--from` names: a stage before this one (by name or index) or an image; its rootfs and cache key. */
+  async #source(st: StageState, from: string): Promise<{ top: Digest | undefined; key: string }> {
+    const dep = stageByRef(this.#plan, from, st.index);
+    if (dep) {
+      const s = await this.#stage(dep);
+      return { top: s.top, key: s.key };
+    }
+    const { resolved, top } = await this.#baseImage(from, this.opts.platform);
+    return { top, key: `image:${resolved.manifestDesc.digest}` };
+  }
+
+  /** A base image (found, or pulled as the front end pulls), unpacked, its rootfs held by the build's lease. */
+  async #baseImage(ref: string, platform: Platform | undefined): Promise<{ resolved: ResolvedImage; top: Digest | undefined }> {
+    const { resolved } = await this.host.image(ref, {
+      pull: this.opts.pull ?? false,
+      ...(platform ? { platform } : {}),
+      signal: this.signal,
+    });
+    const top = await unpackedTop(this.host.ns, this.host.sn, resolved);
+    if (top !== undefined) this.host.ns.leases.addResource(this.lease, snapshotResource(this.host.sn, top));
+    return { resolved, top };
   }
 
   /** The image of the target stage, with `--label`s, named by the tags. */

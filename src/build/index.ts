@@ -3,4 +3,4 @@ export { BuildCache, CACHE_LEASE_PREFIX, type CachedStep, cacheEntries } from '.
 export { classicText, shortId } from './output.js';
 export { SourceTree } from './sources.js';
 export type { BuildEvent, BuildHost, BuildOpts, BuildResult } from './types.js';
-export { contextDockerfile, extractContext, freshDir } from './workdirs.js';
+export { contextDockerfile, extractArchive, freshDir } from './workdirs.js';

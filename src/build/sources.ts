@@ -23,8 +23,12 @@ export class SourceTree {
   readonly #ignore: ReturnType<typeof dockerignore.default> | undefined;
   readonly #reincludes: boolean;
 
-  constructor(root: string, ignoreFile?: string) {
+  /** What the tree is, for messages: the build context, or the stage or image `--from` named. */
+  readonly #what: string;
+
+  constructor(root: string, ignoreFile?: string, from?: string) {
     this.root = root;
+    this.#what = from === undefined ? 'the build context' : `"${from}"`;
     const lines = (ignoreFile ?? '')
       .split(/\r?\n/)
       .map((l) => l.trim())
@@ -86,9 +90,7 @@ export class SourceTree {
       if (st) out.push({ rel, host, st });
     }
     if (out.length === 0) {
-      throw new NotFoundError(
-        `"${pattern}": not found${this.#ignore ? ' (or excluded by .dockerignore)' : ''} in ${this.root === '/' ? 'the source' : 'the build context'}`,
-      );
+      throw new NotFoundError(`"${pattern}": not found${this.#ignore ? ' (or excluded by .dockerignore)' : ''} in ${this.#what}`);
     }
     return out;
   }

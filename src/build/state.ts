@@ -51,6 +51,8 @@ export interface StepEnv {
     createdBy: string,
     work: (rootfs: string, bundle: string) => Promise<void>,
   ): Promise<void>;
+  /** The cache key of what `--from` names (a stage's key, an image's digest), without mounting it. */
+  treeKey(st: StageState, from: string): Promise<string>;
   /** Runs `fn` on a source tree: the context, a stage's rootfs or an image's (`from`), with a key for what it holds. */
   withTree<T>(st: StageState, from: string | undefined, fn: (tree: SourceTree, key: string) => Promise<T>): Promise<T>;
 }

@@ -3,7 +3,7 @@ import { chmodSync, chownSync, cpSync, createReadStream, createWriteStream, mkdi
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { applyLayer, decompressArchive, isTarArchive } from '../archive/index.js';
+import { isTarArchive } from '../archive/index.js';
 import { commandArgs, csvFields, defaultShell, envLookup, type Instruction, normalize, parseFlags, ShellLex } from '../dockerfile/index.js';
 import { FailedPreconditionError, InvalidArgumentError } from '../errdefs/index.js';
 import { networkingAvailable } from '../network/index.js';
@@ -12,6 +12,7 @@ import { type CopyOpts, copySources } from './copy.js';
 import { runStep, secretFile } from './run-step.js';
 import { type Source, SourceTree } from './sources.js';
 import type { StageState, StepEnv } from './state.js';
+import { extractArchive } from './workdirs.js';
 
 /** The variables a stage's values may use: its ENV, then its ARGs. */
 export function stageLookup(st: StageState) {
@@ -113,11 +114,11 @@ function parseMount(spec: string, st: StageState, env: StepEnv): StepMount {
       const from = f.get('from');
       const source = f.get('source') ?? f.get('src') ?? '/';
       return {
-        key: () =>
-          env.withTree(st, from, async (tree, treeKey) => {
-            const shown = from === undefined ? await tree.digest(tree.match(source)) : treeKey;
-            return `bind:${from ?? ''}:${source}:${abs(target)}:${readOnly}:${shown}`;
-          }),
+        key: async () => {
+          const shown =
+            from === undefined ? await env.withTree(st, undefined, (tree) => tree.digest(tree.match(source))) : await env.treeKey(st, from);
+          return `bind:${from ?? ''}:${source}:${abs(target)}:${readOnly}:${shown}`;
+        },
         async mount(_rootfs, bundle, release) {
           // A view of the stage or image (or the context itself), held while the step runs.
           let done!: () => void;
@@ -278,8 +279,7 @@ export async function copyInstruction(env: StepEnv, st: StageState, ins: Instruc
       const plain: Source[] = [];
       for (const s of sources) {
         if (s.st.isFile() && (await isTarArchive(s.host))) {
-          const root = resolveInRoot(rootfs, destDir, { mkdir: true });
-          await applyLayer(root, decompressArchive(createReadStream(s.host)), { whiteouts: 'none', rootAttrs: false });
+          await extractArchive(createReadStream(s.host), resolveInRoot(rootfs, destDir, { mkdir: true }), { signal: env.signal });
         } else plain.push(s);
       }
       if (plain.length) copySources(tree, plain, rootfs, destDir, opts, many);

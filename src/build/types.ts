@@ -44,7 +44,7 @@ export interface BuildOpts {
   network?: string;
   /**
    * Times in the image: file times in layers clamped to it, and the config's and history's dates.
-   * Default 0 (`SOURCE_DATE_EPOCH` overrides); `false` keeps real times (not reproducible).
+   * Default 0; the build arg `SOURCE_DATE_EPOCH` wins over it. `false` keeps real times (not reproducible).
    */
   sourceDateEpoch?: number | false;
   signal?: AbortSignal;

@@ -45,10 +45,11 @@ function alive(pid: number): boolean {
 }
 
 /**
- * A build context sent as an archive (plain tar, gzip, bzip2, xz or zstd), extracted into `dir`
- * by the layer applier: no entry lands outside it.
+ * An archive (plain tar, gzip, bzip2, xz or zstd) extracted into `dir` as docker extracts a build
+ * context or an ADD source: by the layer applier, so no entry lands outside it; `.wh.` names are
+ * plain files and the archive's root entry leaves `dir` as it is.
  */
-export async function extractContext(archive: AsyncIterable<Uint8Array>, dir: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
+export async function extractArchive(archive: AsyncIterable<Uint8Array>, dir: string, opts: { signal?: AbortSignal } = {}): Promise<void> {
   await applyLayer(dir, decompressArchive(archive, opts), {
     whiteouts: 'none',
     rootAttrs: false,

@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Command } from 'commander';
 import { isTarArchive } from '../archive/index.js';
-import { build, contextDockerfile, extractContext, freshDir, shortId } from '../build/index.js';
+import { build, contextDockerfile, extractArchive, freshDir, shortId } from '../build/index.js';
 import { csvFields } from '../dockerfile/index.js';
 import { InvalidArgumentError } from '../errdefs/index.js';
 import { familiarString, formatReference, parsePlatform, parseReference } from '../oci/index.js';
@@ -43,24 +43,22 @@ function buildArgs(list: string[]): Record<string, string> {
 }
 
 /** `--secret id=X,src=FILE` (or `env=VAR`, kept in a file of the build's own). */
-function secrets(list: string[], dir: () => Promise<string>): Promise<Record<string, string>> {
-  return (async () => {
-    const out: Record<string, string> = {};
-    for (const spec of list) {
-      const f = new Map(csvFields(spec));
-      const id = f.get('id');
-      const src = f.get('src') ?? f.get('source');
-      const env = f.get('env');
-      if (!id) throw new InvalidArgumentError(`invalid --secret "${spec}": want id=ID,src=FILE`);
-      if (src) out[id] = resolve(src);
-      else if (env !== undefined || process.env[id] !== undefined) {
-        const file = join(await dir(), `secret-${Object.keys(out).length}`);
-        await writeFile(file, process.env[env ?? id] ?? '', { mode: 0o600 });
-        out[id] = file;
-      } else throw new InvalidArgumentError(`invalid --secret "${spec}": want src=FILE or env=VAR`);
-    }
-    return out;
-  })();
+async function secrets(list: string[], dir: () => Promise<string>): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const spec of list) {
+    const f = new Map(csvFields(spec));
+    const id = f.get('id');
+    const src = f.get('src') ?? f.get('source');
+    const env = f.get('env');
+    if (!id) throw new InvalidArgumentError(`invalid --secret "${spec}": want id=ID,src=FILE`);
+    if (src) out[id] = resolve(src);
+    else if (env !== undefined || process.env[id] !== undefined) {
+      const file = join(await dir(), `secret-${Object.keys(out).length}`);
+      await writeFile(file, process.env[env ?? id] ?? '', { mode: 0o600 });
+      out[id] = file;
+    } else throw new InvalidArgumentError(`invalid --secret "${spec}": want src=FILE or env=VAR`);
+  }
+  return out;
 }
 
 async function runBuild(b: Berth, g: Globals, contextArg: string, flags: BuildFlags): Promise<void> {
@@ -78,7 +76,7 @@ async function runBuild(b: Berth, g: Globals, contextArg: string, flags: BuildFl
       contextDir = join(await scratch(), 'context');
       if (await isTarArchive(file)) {
         mkdirSync(contextDir);
-        await extractContext(createReadStream(file), contextDir);
+        await extractArchive(createReadStream(file), contextDir);
         dockerfile ??= contextDockerfile(contextDir, flags.file ?? 'Dockerfile');
       } else {
         mkdirSync(contextDir);
@@ -99,7 +97,8 @@ async function runBuild(b: Berth, g: Globals, contextArg: string, flags: BuildFl
       }
     }
     const args = buildArgs(flags.buildArg ?? []);
-    const envEpoch = args.SOURCE_DATE_EPOCH ?? process.env.SOURCE_DATE_EPOCH;
+    // The environment's SOURCE_DATE_EPOCH; a build arg of that name wins (the builder reads it).
+    const envEpoch = process.env.SOURCE_DATE_EPOCH;
     if (envEpoch !== undefined && !/^\d+$/.test(envEpoch)) throw new InvalidArgumentError(`invalid SOURCE_DATE_EPOCH "${envEpoch}"`);
     const platform = flags.platform ? parsePlatform(flags.platform) : undefined;
     const view = new BuildView({ quiet: flags.quiet ?? false });
@@ -120,7 +119,7 @@ async function runBuild(b: Berth, g: Globals, contextArg: string, flags: BuildFl
         labels: parseKeyValues(flags.label ?? []),
         secrets: await secrets(flags.secret ?? [], scratch),
         ...(flags.network ? { network: flags.network } : {}),
-        sourceDateEpoch: flags.reproducible ? Number(envEpoch ?? 0) : false,
+        ...(flags.reproducible ? (envEpoch !== undefined ? { sourceDateEpoch: Number(envEpoch) } : {}) : { sourceDateEpoch: false }),
         onEvent: view.onEvent,
       });
     } catch (err) {

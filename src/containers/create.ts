@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { hasCode, InvalidArgumentError } from '../errdefs/index.js';
-import { type ResolvedImage, unpackUnderLease } from '../images/index.js';
+import { type ResolvedImage, unpackedTop } from '../images/index.js';
 import type { ContainerState } from '../metadata/index.js';
 import { type EndpointRequest, networkingAvailable } from '../network/index.js';
-import { chainIDs, type ContainerConfig as ImageRunConfig } from '../oci/index.js';
+import type { ContainerConfig as ImageRunConfig } from '../oci/index.js';
 import { capabilitySet, overrideEnv, processArgs } from '../runtime/index.js';
 import type { ContainerContext } from './context.js';
 import { resolveMounts } from './mounts.js';
@@ -32,9 +32,7 @@ export async function createContainer(
   const ic: ImageRunConfig = r.config.value.config ?? {};
   const id = randomBytes(32).toString('hex');
   const sn = ctx.host.snapshotter(ctx.ns.name);
-  const chain = chainIDs(r.config.value.rootfs.diff_ids);
-  const top = chain.at(-1);
-  if (top !== undefined && !sn.has(top, 'committed')) await unpackUnderLease(ctx.ns, sn, r.manifestDesc);
+  const top = await unpackedTop(ctx.ns, sn, r);
   const host: ContainerHostConfig = {
     Binds: [],
     Tmpfs: {},

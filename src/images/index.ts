@@ -35,6 +35,6 @@ export {
   type TransferEvent,
   type TransferOpts,
 } from './transfer.js';
-export { snapshotResource, type UnpackEvent, type UnpackOpts, type UnpackResult, unpack, unpackUnderLease } from './unpack.js';
+export { snapshotResource, type UnpackEvent, type UnpackOpts, type UnpackResult, unpack, unpackedTop, unpackUnderLease } from './unpack.js';
 export { type ImageUsage, imageUsage, type LayerUsage, type StoreUsage, type UsageStores } from './usage.js';
 export { type ChainLink, verifyImage } from './verify.js';

@@ -5,7 +5,7 @@ import { DataLossError, FailedPreconditionError, hasCode, withContext } from '..
 import type { LeaseResource, NamespaceScope } from '../metadata/index.js';
 import { chainIDs, type Descriptor, type Digest, isLayer } from '../oci/index.js';
 import { SNAPSHOT_REF_LABEL, type SnapshotService } from '../snapshots/index.js';
-import { readConfig, readManifest } from './image.js';
+import { type ResolvedImage, readConfig, readManifest } from './image.js';
 
 export type UnpackEvent =
   | { type: 'layer-applied'; digest: Digest; chainID: Digest; unpackedSize: number }
@@ -156,6 +156,16 @@ export async function unpack(
 /** The lease resource that holds a snapshot of `sn` against garbage collection. */
 export function snapshotResource(sn: SnapshotService, key: string): LeaseResource {
   return { type: `snapshots/${sn.driver}`, id: key };
+}
+
+/**
+ * The chainID of an image's top layer stack (none for an image without layers), unpacked first
+ * when this namespace's snapshotter lacks it: what a container or a build starts from.
+ */
+export async function unpackedTop(ns: NamespaceScope, sn: SnapshotService, image: ResolvedImage): Promise<Digest | undefined> {
+  const top = chainIDs(image.config.value.rootfs.diff_ids).at(-1);
+  if (top !== undefined && !sn.has(top, 'committed')) await unpackUnderLease(ns, sn, image.manifestDesc);
+  return top;
 }
 
 /** {@link unpack} under a lease of `ns`, which holds each extraction snapshot while it is filled. */

@@ -60,10 +60,9 @@ export async function pruneBuildCache(
 ): Promise<{ removed: string[]; reclaimed: number }> {
   const ns = b.namespace(namespace);
   const removed: string[] = [];
-  for (const l of ns.leases.list()) {
-    if (!l.id.startsWith(CACHE_LEASE_PREFIX)) continue;
-    ns.leases.delete(l.id);
-    removed.push(l.id.slice(CACHE_LEASE_PREFIX.length));
+  for (const e of cacheEntries(ns)) {
+    ns.leases.delete(CACHE_LEASE_PREFIX + e.id);
+    removed.push(e.id);
   }
   if (opts.all) await rm(cacheMountDir(b), { recursive: true, force: true });
   if (opts.collect === false) return { removed, reclaimed: 0 };

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { build, classicText, contextDockerfile, extractContext, freshDir, shortId } from '../../build/index.js';
+import { build, classicText, contextDockerfile, extractArchive, freshDir, shortId } from '../../build/index.js';
 import { hasCode, InvalidArgumentError, NotImplementedError } from '../../errdefs/index.js';
 import { pull } from '../../images/index.js';
 import { familiarString, formatReference, parsePlatform, parseReference } from '../../oci/index.js';
@@ -40,7 +40,7 @@ export const buildRoutes: Route[] = [
       const dir = await freshDir(join(e.berth.root, 'build', 'tmp'), 'ctx');
       let stream: MessageStream | undefined;
       try {
-        await extractContext(req, dir);
+        await extractArchive(req, dir);
         const dockerfile = contextDockerfile(dir, query.get('dockerfile') || 'Dockerfile');
         stream = new MessageStream(res);
         const out = stream;
@@ -63,7 +63,6 @@ export const buildRoutes: Route[] = [
           });
           return lookupImage(e.containers.ns, formatReference(reference), o.platform);
         });
-        const epoch = buildArgs.SOURCE_DATE_EPOCH;
         const result = await build(host, {
           contextDir: dir,
           dockerfile,
@@ -75,7 +74,6 @@ export const buildRoutes: Route[] = [
           noCache: boolValue(query, 'nocache'),
           pull: boolValue(query, 'pull'),
           ...(query.get('networkmode') && query.get('networkmode') !== 'default' ? { network: query.get('networkmode') as string } : {}),
-          ...(epoch !== undefined && /^\d+$/.test(epoch) ? { sourceDateEpoch: Number(epoch) } : {}),
           onEvent: (ev) => {
             if (quiet && ev.type !== 'warning') return;
             const text = classicText(ev);

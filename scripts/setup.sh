@@ -14,8 +14,9 @@ cd "$(dirname "$0")/.."
 # python3-docker (docker-py, a client of the daemon) and docker-compose (1.29, driven through the daemon); for
 # networks: containernetworking-plugins (the CNI plugins: bridge, host-local, portmap, loopback), iptables (the
 # networks' forwarding, isolation and masquerading rules) and iproute2 (`ip netns`); for builds: buildah (the
-# peer berth build is held against) and bzip2 and xz-utils (ADD and build contexts in those compressions).
-deb_packages=(g++ make python3 coreutils time openssl zstd docker-registry skopeo umoci containerd runc conmon tini procps bsdutils busybox-static docker.io python3-docker docker-compose containernetworking-plugins iptables iproute2 buildah bzip2 xz-utils)
+# peer berth build is held against) and bzip2 and xz-utils (ADD and build contexts in those compressions); for
+# pods (CRI): catatonit (the pause process of a pod's sandbox).
+deb_packages=(g++ make python3 coreutils time openssl zstd docker-registry skopeo umoci containerd runc conmon tini procps bsdutils busybox-static docker.io python3-docker docker-compose containernetworking-plugins iptables iproute2 buildah bzip2 xz-utils catatonit)
 missing=()
 for p in "${deb_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

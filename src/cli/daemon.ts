@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from '../errdefs/index.js';
-import { defaultHost, startDaemon } from '../server/index.js';
+import { defaultCriSocket, defaultHost, startDaemon } from '../server/index.js';
 import { example, globalsOf, sessionOpts } from './context.js';
 import { collect } from './output.js';
 import { berthVersion } from './version.js';
@@ -13,13 +13,18 @@ interface DaemonFlags {
   tlskey?: string;
   pidfile?: string;
   insecureRegistry?: string[];
+  cri?: string | boolean;
+  engineApi?: boolean;
+  cniConfDir?: string;
 }
 
 export function registerDaemon(program: Command): void {
   example(
     program
       .command('daemon')
-      .description('Serve the Docker Engine API (docker, docker-compose, dockerode, docker-py), in the foreground; logs to stderr')
+      .description(
+        'Serve the Docker Engine API (docker, docker-compose, dockerode, docker-py) and, with --cri, CRI (kubelet, crictl), in the foreground; logs to stderr',
+      )
       .option('-H, --host <address>', `unix:///path or tcp://host:port, repeatable (default: ${defaultHost})`, collect)
       .option('--tlsverify', 'tcp: require client certificates signed by --tlscacert')
       .option('--tlscacert <file>', 'tcp: the CA that signs client certificates')
@@ -27,6 +32,9 @@ export function registerDaemon(program: Command): void {
       .option('--tlskey <file>', "tcp: the daemon's key")
       .option('-p, --pidfile <file>', "the pid file (default: berth.pid in the root's runtime directory)")
       .option('--insecure-registry <host>', 'a registry to reach over plain HTTP or unverified TLS, repeatable', collect)
+      .option('--cri [address]', `serve CRI (kubelet, crictl) on a unix socket, in the k8s.io namespace (default: ${defaultCriSocket})`)
+      .option('--no-engine-api', 'do not serve the Engine API (with --cri: a CRI runtime only)')
+      .option('--cni-conf-dir <dir>', "where pods' CNI network config is read (default: /etc/cni/net.d)")
       .action(async (flags: DaemonFlags, cmd: Command) => {
         const g = globalsOf(cmd);
         if ((flags.tlscert === undefined) !== (flags.tlskey === undefined))
@@ -51,11 +59,14 @@ export function registerDaemon(program: Command): void {
               }
             : {}),
           ...(flags.pidfile ? { pidFile: flags.pidfile } : {}),
+          ...(flags.cri ? { cri: flags.cri === true ? defaultCriSocket : flags.cri } : {}),
+          engineApi: flags.engineApi ?? true,
+          ...(flags.cniConfDir ? { cniConfDir: flags.cniConfDir } : {}),
           session,
           version: berthVersion,
         });
         process.stderr.write(
-          `berth daemon ${berthVersion}: root ${g.root}, namespace ${g.namespace}, listening on ${daemon.addresses.join(', ')}\n`,
+          `berth daemon ${berthVersion}: root ${g.root}, namespace ${g.namespace}, listening on ${[...daemon.addresses, ...(daemon.criSocket ? [`${daemon.criSocket} (CRI, namespace k8s.io)`] : [])].join(', ')}\n`,
         );
         await new Promise<void>((resolve) => {
           const stop = (sig: NodeJS.Signals) => {
@@ -71,5 +82,6 @@ export function registerDaemon(program: Command): void {
     'berth daemon',
     'DOCKER_HOST=unix:///run/berth/berth.sock docker run --rm busybox echo hi',
     'berth daemon -H unix:///tmp/berth.sock -H tcp://0.0.0.0:2376 --tlsverify --tlscacert ca.pem --tlscert cert.pem --tlskey key.pem',
+    'berth daemon --cri unix:///run/berth/cri.sock   # kubelet --container-runtime-endpoint unix:///run/berth/cri.sock',
   );
 }

@@ -1,7 +1,18 @@
+import { FailedPreconditionError } from '../errdefs/index.js';
 import type { CommitResult, ResolvedImage } from '../images/index.js';
 import type { NamespaceScope } from '../metadata/index.js';
 import type { EndpointRequest, NetworkRecord } from '../network/index.js';
-import { type Attachment, attach, exitStatus, type LogRecord, type ReadLogOpts, type Runc, readLog, resize } from '../runtime/index.js';
+import {
+  type Attachment,
+  attach,
+  exitStatus,
+  type LogRecord,
+  type ReadLogOpts,
+  type Runc,
+  readLog,
+  reopenLog,
+  resize,
+} from '../runtime/index.js';
 import { type Change, containerChanges, type PathStat, readPath, statPath, writePath } from './archive.js';
 import { commitContainer, exportContainerFs } from './commit.js';
 import { ContainerContext } from './context.js';
@@ -53,6 +64,11 @@ export class Containers {
   /** The directories and files of one container. */
   paths(id: string): ReturnType<ContainerContext['paths']> {
     return this.#ctx.paths(id);
+  }
+
+  /** Where the container's monitor writes its log. */
+  logPath(rec: Container): string {
+    return this.#ctx.logPath(rec);
   }
 
   /** See {@link createContainer}. */
@@ -111,7 +127,7 @@ export class Containers {
 
   /** A reading of a container's cgroup (memory, CPU time, pids), as docker's stats. */
   stats(rec: Container): CgroupStats {
-    return cgroupStats(cgroupPath(rec.id));
+    return cgroupStats(cgroupPath(rec));
   }
 
   /** Changes limits and the restart policy (docker update): recorded, and applied now when it runs. */
@@ -230,12 +246,19 @@ export class Containers {
       }
       return true;
     };
-    return readLog(this.paths(rec.id).log, { ...rest, follow });
+    return readLog(this.#ctx.logPath(rec), { ...rest, follow });
   }
 
   /** Connects to a running container's stdio through its monitor (any number of connections at once). */
   attach(id: string): Attachment {
     return attach(this.paths(id).dir);
+  }
+
+  /** Has the monitor of a running container reopen its log (CRI's ReopenContainerLog, after a rotation). */
+  async reopenLog(ref: string): Promise<void> {
+    const rec = await getContainer(this.#ctx, ref);
+    if (rec.state.status !== 'running') throw new FailedPreconditionError(`container ${rec.id} is not running`);
+    reopenLog(this.paths(rec.id).dir);
   }
 
   /** Sets the terminal size of a running container started with a TTY. */

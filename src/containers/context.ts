@@ -58,6 +58,11 @@ export class ContainerContext {
     };
   }
 
+  /** Where the container's monitor writes its log. */
+  logPath(rec: Container): string {
+    return rec.config.LogPath ?? this.paths(rec.id).log;
+  }
+
   /** The snapshots the container's writable layer lives in. */
   snapshots(rec: Pick<Container, 'snapshotter'>): SnapshotService {
     return this.host.snapshotter(this.ns.name, rec.snapshotter as SnapshotterName);

@@ -30,7 +30,9 @@ export async function createContainer(
 ): Promise<Container> {
   const r = image.resolved;
   const ic: ImageRunConfig = r.config.value.config ?? {};
-  const id = randomBytes(32).toString('hex');
+  if (opts.id !== undefined && !/^[a-f0-9]{64}$/.test(opts.id))
+    throw new InvalidArgumentError(`invalid container ID "${opts.id}": want 64 hex digits`);
+  const id = opts.id ?? randomBytes(32).toString('hex');
   const sn = ctx.host.snapshotter(ctx.ns.name);
   const top = await unpackedTop(ctx.ns, sn, r);
   const host: ContainerHostConfig = {
@@ -96,6 +98,8 @@ export async function createContainer(
       Manifest: r.manifestDesc,
       ...(networks ? { Networks: networks } : {}),
       MountPoints: mounts,
+      ...(opts.logPath ? { LogPath: opts.logPath } : {}),
+      ...(opts.extensions ? { Extensions: opts.extensions } : {}),
     } satisfies StoredContainerConfig,
     state: { status: 'created' } as ContainerState,
     labels: opts.labels ?? {},
@@ -134,6 +138,10 @@ function checkNetworks(
     if (Object.keys(requested).some((n) => primaryNetwork(n) !== mode)) {
       throw new InvalidArgumentError(`container cannot be connected to other networks with network mode "${mode}"`);
     }
+    return undefined;
+  }
+  if (mode.startsWith('ns:')) {
+    if (!mode.slice(3).startsWith('/')) throw new InvalidArgumentError(`invalid network mode "${mode}": want ns:/path`);
     return undefined;
   }
   if (mode.startsWith('container:')) {

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FailedPreconditionError, hasCode, InvalidArgumentError } from '../errdefs/index.js';
 import type { ContainerState } from '../metadata/index.js';
@@ -197,11 +197,13 @@ export async function startContainer(ctx: ContainerContext, ref: string, opts: S
       const volumePaths = await prepareVolumes(ctx, rec, p.rootfs);
       const spec = containerSpec(ctx, rec, plan, volumePaths);
       await writeFile(p.spec, JSON.stringify(spec));
+      const log = ctx.logPath(rec);
+      mkdirSync(dirname(log), { recursive: true });
       monitor = await launchMonitor({
         id: rec.id,
         name: rec.name,
         runc: ctx.runc,
-        paths: { bundle: p.dir, log: p.log, exitDir: p.exitDir, persistDir: p.persist, socketDir: p.socketDir },
+        paths: { bundle: p.dir, log, exitDir: p.exitDir, persistDir: p.persist, socketDir: p.socketDir },
         tty: rec.config.Config.Tty,
         stdin: rec.config.Config.OpenStdin,
         ...(opts.size ? { size: opts.size } : {}),
@@ -334,14 +336,16 @@ export async function pauseContainer(ctx: ContainerContext, ref: string, paused:
 }
 
 /** What `update` may change: the resource limits and the restart policy. */
-export type ContainerUpdate = Partial<Pick<ContainerHostConfig, 'Memory' | 'NanoCpus' | 'PidsLimit' | 'RestartPolicy'>>;
+export type ContainerUpdate = Partial<
+  Pick<ContainerHostConfig, 'Memory' | 'NanoCpus' | 'PidsLimit' | 'RestartPolicy' | 'CpuShares' | 'CpuQuota' | 'CpuPeriod'>
+>;
 
 /**
  * Changes a container's limits and restart policy (docker update): recorded for its next start,
  * and applied now to a running one through runc. @throws InvalidArgumentError for a negative limit
  */
 export async function updateContainer(ctx: ContainerContext, ref: string, update: ContainerUpdate): Promise<Container> {
-  for (const k of ['Memory', 'NanoCpus', 'PidsLimit'] as const) {
+  for (const k of ['Memory', 'NanoCpus', 'PidsLimit', 'CpuShares', 'CpuPeriod'] as const) {
     const v = update[k];
     if (v !== undefined && (!Number.isInteger(v) || v < 0)) throw new InvalidArgumentError(`invalid ${k} ${v}`);
   }
@@ -356,6 +360,9 @@ export async function updateContainer(ctx: ContainerContext, ref: string, update
         flags.push('--cpu-period', '100000', '--cpu-quota', String(update.NanoCpus > 0 ? Math.round(update.NanoCpus / 1e4) : -1));
       }
       if (update.PidsLimit !== undefined) flags.push('--pids-limit', String(update.PidsLimit > 0 ? update.PidsLimit : -1));
+      if (update.CpuShares) flags.push('--cpu-share', String(update.CpuShares));
+      if (update.CpuPeriod) flags.push('--cpu-period', String(update.CpuPeriod));
+      if (update.CpuQuota) flags.push('--cpu-quota', String(update.CpuQuota));
       if (flags.length) await ctx.runc.update(rec.id, flags);
     }
     const config = { ...rec.config, HostConfig: host };

@@ -47,7 +47,7 @@ export function primaryNetwork(mode: string): string {
 /** The network names a container joins, its NetworkMode's first (none for host, none, container:). */
 export function joinedNetworks(rec: Container): string[] {
   const mode = primaryNetwork(rec.config.HostConfig.NetworkMode);
-  if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) return [];
+  if (mode === 'host' || mode === 'none' || mode.startsWith('container:') || mode.startsWith('ns:')) return [];
   return rec.config.Networks ? Object.keys(rec.config.Networks) : [mode];
 }
 
@@ -78,6 +78,7 @@ function takenPorts(ctx: ContainerContext): Set<string> {
 export async function planNetwork(ctx: ContainerContext, rec: Container): Promise<NetworkPlan> {
   const mode = primaryNetwork(rec.config.HostConfig.NetworkMode);
   if (mode === 'host' || mode === 'none') return { namespace: mode, attachments: [], ports: [] };
+  if (mode.startsWith('ns:')) return { namespace: { path: mode.slice('ns:'.length) }, attachments: [], ports: [] };
   if (mode.startsWith('container:')) {
     const other = ctx.find(mode.slice('container:'.length));
     if (other.state.status !== 'running' || other.state.pid === undefined) {
@@ -314,7 +315,7 @@ export async function connectNetwork(
     const rec = ctx.find(found.id);
     const joined = joinedNetworks(rec);
     const mode = primaryNetwork(rec.config.HostConfig.NetworkMode);
-    if (mode === 'host' || mode === 'none' || mode.startsWith('container:')) {
+    if (mode === 'host' || mode === 'none' || mode.startsWith('container:') || mode.startsWith('ns:')) {
       throw new FailedPreconditionError(`container ${rec.name} is on network "${mode}": it cannot join others`);
     }
     if (joined.includes(network.Name))

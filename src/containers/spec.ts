@@ -1,8 +1,9 @@
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
-import { InvalidArgumentError, withContext } from '../errdefs/index.js';
+import { FailedPreconditionError, InvalidArgumentError, withContext } from '../errdefs/index.js';
 import {
   buildSpec,
+  type LinuxDevice,
   type LinuxSeccomp,
   mergeEnv,
   processArgs,
@@ -10,6 +11,7 @@ import {
   resolveInRoot,
   resolveUser,
   type SeccompSyscall,
+  type SpecInput,
   type SpecMount,
 } from '../runtime/index.js';
 import { lookPath } from '../sys/index.js';
@@ -41,10 +43,12 @@ export function containerSpec(ctx: ContainerContext, rec: Container, plan: Netwo
       else writeFileSync(leaf, '', { flag: 'wx' });
     }
   };
-  // The files docker manages: /etc/hostname, /etc/hosts, /etc/resolv.conf.
+  // The files docker manages: /etc/hostname, /etc/hosts, /etc/resolv.conf (unless a mount gives one).
   writeEtcFiles(ctx, rec, plan);
+  const mounted = new Set(mountPoints(rec).map((m) => posix.normalize(m.Destination)));
   for (const f of ['hostname', 'hosts', 'resolv.conf'] as const) {
     const dest = `/etc/${f}`;
+    if (mounted.has(dest)) continue;
     const resolved = resolveInRoot(p.rootfs, dest);
     if (existsSync(resolved) && statSync(resolved).isDirectory()) continue;
     target(dest, false);
@@ -106,17 +110,68 @@ export function containerSpec(ctx: ContainerContext, rec: Container, plan: Netwo
     seccomp: sec.seccomp,
     noNewPrivileges: sec.noNewPrivileges,
     network: plan.namespace,
+    share: sharedNamespaces(ctx, h),
+    devices: (h.Devices ?? []).map(hostDevice),
     mounts,
-    cgroupsPath: cgroupPath(rec.id),
+    cgroupsPath: cgroupPath(rec),
     resources: {
       ...(h.Memory > 0 ? { memory: h.Memory } : {}),
       ...(h.NanoCpus > 0 ? { nanoCpus: h.NanoCpus } : {}),
       ...(h.PidsLimit > 0 ? { pidsLimit: h.PidsLimit } : {}),
+      ...(h.CpuShares ? { cpuShares: h.CpuShares } : {}),
+      ...(h.CpuQuota ? { cpuQuota: h.CpuQuota } : {}),
+      ...(h.CpuPeriod ? { cpuPeriod: h.CpuPeriod } : {}),
     },
+    ...(h.OomScoreAdj ? { oomScoreAdj: h.OomScoreAdj } : {}),
+    ...(h.MaskedPaths ? { maskedPaths: h.MaskedPaths } : {}),
+    ...(h.ReadonlyPaths ? { readonlyPaths: h.ReadonlyPaths } : {}),
+    ...(h.Sysctls ? { sysctl: h.Sysctls } : {}),
+    ...(h.Annotations ? { annotations: h.Annotations } : {}),
     ...(h.Ulimits.length
       ? { rlimits: h.Ulimits.map((u) => ({ type: `RLIMIT_${u.Name.toUpperCase()}`, soft: u.Soft, hard: u.Hard })) }
       : {}),
   });
+}
+
+/** IpcMode, PidMode and UTSMode: `host`, or `container:ID` (the namespace of that container's init, which must run). */
+function sharedNamespaces(ctx: ContainerContext, h: Container['config']['HostConfig']): SpecInput['share'] {
+  const out: NonNullable<SpecInput['share']> = {};
+  for (const [kind, mode] of [
+    ['ipc', h.IpcMode],
+    ['pid', h.PidMode],
+    ['uts', h.UTSMode],
+  ] as const) {
+    if (mode === 'host') out[kind] = 'host';
+    else if (mode?.startsWith('container:')) {
+      const other = ctx.find(mode.slice('container:'.length));
+      if (other.state.status !== 'running' || other.state.pid === undefined)
+        throw new FailedPreconditionError(`cannot join the ${kind} namespace of container ${other.name}: it is not running`);
+      out[kind] = { path: `/proc/${other.state.pid}/ns/${kind}` };
+    } else if (mode && !['private', 'shareable', ''].includes(mode)) throw new InvalidArgumentError(`invalid ${kind} mode "${mode}"`);
+  }
+  return out;
+}
+
+/** A `--device` entry as the spec's device node: the host node's type and numbers. @throws InvalidArgumentError */
+function hostDevice(d: { PathOnHost: string; PathInContainer: string; CgroupPermissions: string }): LinuxDevice {
+  let st: ReturnType<typeof statSync>;
+  try {
+    st = statSync(d.PathOnHost);
+  } catch (err) {
+    throw new InvalidArgumentError(`device "${d.PathOnHost}": ${(err as Error).message}`);
+  }
+  if (!st.isCharacterDevice() && !st.isBlockDevice()) throw new InvalidArgumentError(`"${d.PathOnHost}" is not a device`);
+  const rdev = st.rdev;
+  return {
+    path: d.PathInContainer || d.PathOnHost,
+    type: st.isCharacterDevice() ? 'c' : 'b',
+    major: Math.floor(rdev / 256) & 0xfff,
+    minor: (rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00),
+    fileMode: st.mode & 0o777,
+    uid: 0,
+    gid: 0,
+    access: d.CgroupPermissions || 'rwm',
+  };
 }
 
 /** Runs a path resolution, naming what was resolved in its error. */

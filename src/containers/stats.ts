@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
+import type { Container } from './types.js';
 
 /** One reading of a container's cgroup, in docker's `stats` shape (fields the docker CLI reads). */
 export interface CgroupStats {
@@ -44,8 +45,9 @@ function systemCpu(): number {
   return (fields.reduce((a, b) => a + b, 0) * 1e9) / 100; // USER_HZ is 100 on Linux
 }
 
-/** The cgroup berth's runtime spec puts a container in. */
-export const cgroupPath = (id: string) => `/berth/${id}`;
+/** The cgroup berth's runtime spec puts a container in: under its CgroupParent, else `/berth`. */
+export const cgroupPath = (rec: Pick<Container, 'id' | 'config'>) =>
+  `${(rec.config.HostConfig.CgroupParent || '/berth').replace(/\/+$/, '')}/${rec.id}`;
 
 /** Reads the cgroup `path` (the spec's cgroupsPath) from cgroup v2 when it is mounted, else from v1's controllers. */
 export function cgroupStats(path: string): CgroupStats {

@@ -48,8 +48,26 @@ export interface ContainerHostConfig {
   /** `--volumes-from CONTAINER[:ro|rw]`. */
   VolumesFrom?: string[];
   Tmpfs: Record<string, string>;
-  /** `none`, `host`, `bridge` (`default`), a network's name, or `container:ID`. */
+  /** `none`, `host`, `bridge` (`default`), a network's name, `container:ID`, or `ns:PATH` (a namespace made by the caller, podman's form). */
   NetworkMode: string;
+  /** docker's `--ipc`, `--pid` and `--uts`: `host`, `container:ID` (that container's), or a namespace of its own (empty, `private`, `shareable`). */
+  IpcMode?: string;
+  PidMode?: string;
+  UTSMode?: string;
+  /** The cgroup the container's own goes under (default `/berth`). */
+  CgroupParent?: string;
+  /** `--device HOST[:CONTAINER[:rwm]]`. */
+  Devices?: { PathOnHost: string; PathInContainer: string; CgroupPermissions: string }[];
+  CpuShares?: number;
+  CpuQuota?: number;
+  CpuPeriod?: number;
+  OomScoreAdj?: number;
+  /** Replace the default lists of masked and read-only /proc and /sys paths. */
+  MaskedPaths?: string[];
+  ReadonlyPaths?: string[];
+  Sysctls?: Record<string, string>;
+  /** Passed to the runtime spec's annotations. */
+  Annotations?: Record<string, string>;
   PortBindings?: PortMap;
   /** Publish every exposed port on a random host port (`-P`). */
   PublishAllPorts?: boolean;
@@ -89,11 +107,17 @@ export interface StoredContainerConfig {
   Networks?: Record<string, EndpointRequest>;
   /** Its mounts as resolved at create (volumes named, anonymous ones made). */
   MountPoints?: MountPoint[];
+  /** Where the monitor writes its CRI-format log (default: `container.log` in its directory). */
+  LogPath?: string;
+  /** What a client keeps with the container, by the client's key (containerd's extensions): CRI's pod and container configs. */
+  Extensions?: Record<string, unknown>;
 }
 
 export type Container = ContainerRecord<StoredContainerConfig>;
 
 export interface CreateContainerOpts {
+  /** The caller's ID (64 hex digits; default a random one): CRI makes the pod's network under it first. */
+  id?: string;
   name?: string;
   cmd?: string[];
   /** Replaces the image's Entrypoint (and its Cmd, as docker does); `[]` clears it. */
@@ -111,6 +135,8 @@ export interface CreateContainerOpts {
   exposedPorts?: string[];
   /** Per network: aliases (`--network-alias`), a fixed address (`--ip`). */
   networks?: Record<string, EndpointRequest>;
+  logPath?: string;
+  extensions?: Record<string, unknown>;
 }
 
 export interface ExecOpts {

@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'RESOURCE_EXHAUSTED'
   | 'NOT_IMPLEMENTED'
   | 'DATA_LOSS'
+  | 'DEADLINE_EXCEEDED'
   | 'INTERNAL';
 
 /** Base of every error berth throws on purpose. Branch on `code` (see {@link hasCode}), never on the message. */
@@ -62,6 +63,10 @@ export class NotImplementedError extends BerthError {
 /** Stored bytes are damaged: a blob whose content no longer matches its digest. */
 export class DataLossError extends BerthError {
   override readonly code = 'DATA_LOSS';
+}
+/** The work did not finish in the time it was given (an exec's timeout). */
+export class DeadlineExceededError extends BerthError {
+  override readonly code = 'DEADLINE_EXCEEDED';
 }
 export class InternalError extends BerthError {
   override readonly code = 'INTERNAL';

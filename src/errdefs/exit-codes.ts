@@ -18,6 +18,7 @@ export const exitCodes: Readonly<Record<ErrorCode, number>> = {
   RESOURCE_EXHAUSTED: 9,
   NOT_IMPLEMENTED: 10,
   DATA_LOSS: 11,
+  DEADLINE_EXCEEDED: 12,
 };
 
 /** HTTP status per error kind, as dockerd's errdefs map them: the one place the daemon maps codes. */
@@ -35,4 +36,23 @@ export const httpStatuses: Readonly<Record<ErrorCode, number>> = {
   RESOURCE_EXHAUSTED: 413,
   NOT_IMPLEMENTED: 501,
   DATA_LOSS: 500,
+  DEADLINE_EXCEEDED: 504,
+};
+
+/** gRPC status per error kind (CRI): the one place the CRI server maps codes. */
+export const grpcStatuses: Readonly<Record<ErrorCode, number>> = {
+  UNKNOWN: 2,
+  INTERNAL: 13,
+  INVALID_ARGUMENT: 3,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  FAILED_PRECONDITION: 9,
+  UNAVAILABLE: 14,
+  ABORTED: 10,
+  UNAUTHENTICATED: 16,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  NOT_IMPLEMENTED: 12,
+  DATA_LOSS: 15,
+  DEADLINE_EXCEEDED: 4,
 };

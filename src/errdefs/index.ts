@@ -1,2 +1,2 @@
 export * from './errors.js';
-export { exitCodes, httpStatuses } from './exit-codes.js';
+export { exitCodes, grpcStatuses, httpStatuses } from './exit-codes.js';

@@ -1,4 +1,4 @@
-export type { CniResult } from './cni.js';
+export { type CniConfList, type CniResult, cniAdd, cniDel, cniPath } from './cni.js';
 export { type DnsOpts, type HostEntry, hostsFile, parseExtraHost, resolvConf } from './etc-files.js';
 export { ensureNetworkRules, forgetNetworkRules, networkRulesMarked, networkRulesPresent } from './firewall.js';
 export { createNetns, deleteNetns, listNetns, netnsAbandoned, netnsPath } from './netns.js';

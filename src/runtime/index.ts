@@ -8,6 +8,7 @@ export {
   launchMonitor,
   type Monitor,
   type MonitorPaths,
+  reopenLog,
   resize,
 } from './monitor.js';
 export { resolveInRoot } from './rootfs-path.js';
@@ -27,5 +28,5 @@ export {
   readonlyPaths,
   type SpecInput,
 } from './spec.js';
-export type { LinuxSeccomp, Process, RuntimeSpec, SeccompSyscall, SpecMount } from './spec-types.js';
+export type { LinuxDevice, LinuxSeccomp, Process, RuntimeSpec, SeccompSyscall, SpecMount } from './spec-types.js';
 export { maxUserDbSize, type ResolvedUser, resolveUser } from './user.js';

@@ -159,9 +159,19 @@ function firstLine(s: Readable): Promise<string> {
 
 /** Sets the container's terminal size through conmon's control FIFO. */
 export function resize(bundle: string, size: { rows: number; cols: number }): void {
+  control(bundle, `1 ${size.rows} ${size.cols}\n`);
+}
+
+/** Asks the monitor of a running container to reopen its log file (after a rotation moved it away). */
+export function reopenLog(bundle: string): void {
+  control(bundle, '2 0 0\n');
+}
+
+/** One message to conmon's control fifo: `<type> <height> <width>`. */
+function control(bundle: string, message: string): void {
   const fd = openSync(join(bundle, 'ctl'), 'w');
   try {
-    writeSync(fd, `1 ${size.rows} ${size.cols}\n`);
+    writeSync(fd, message);
   } finally {
     closeSync(fd);
   }

@@ -14,7 +14,20 @@ export interface RuntimeSpec {
     readonlyPaths?: string[];
     seccomp?: LinuxSeccomp;
     sysctl?: Record<string, string>;
+    devices?: Omit<LinuxDevice, 'access'>[];
   };
+}
+
+/** A device node made in the container (`access`: what its device cgroup allows, `rwm`). */
+export interface LinuxDevice {
+  path: string;
+  type: 'c' | 'b';
+  major: number;
+  minor: number;
+  fileMode?: number;
+  uid?: number;
+  gid?: number;
+  access: string;
 }
 
 export interface Process {
@@ -40,7 +53,7 @@ export interface SpecMount {
 export interface LinuxResources {
   devices?: { allow: boolean; type?: string; major?: number; minor?: number; access?: string }[];
   memory?: { limit?: number; swap?: number };
-  cpu?: { quota?: number; period?: number };
+  cpu?: { quota?: number; period?: number; shares?: number };
   pids?: { limit: number };
 }
 

@@ -65,4 +65,30 @@ describe('runtime spec', () => {
     assert.deepEqual(p.linux.resources?.pids, { limit: 9 });
     assert.equal(buildSpec({ ...base, seccomp: 'unconfined' }).linux.seccomp, undefined);
   });
+
+  test("buildSpec: another process's namespaces (a pod's), devices, CPU shares and quota, the lists replaced", () => {
+    const base = { args: ['sh'], env: [], cwd: '/', user, rootfs: '/r', hostname: 'h', cgroupsPath: '/kubepods/pod1/x' };
+    const s = buildSpec({
+      ...base,
+      network: { path: '/proc/7/ns/net' },
+      share: { ipc: { path: '/proc/7/ns/ipc' }, uts: { path: '/proc/7/ns/uts' }, pid: 'host' },
+      devices: [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o666, access: 'rw' }],
+      resources: { cpuShares: 512, cpuQuota: 20000, cpuPeriod: 100000 },
+      oomScoreAdj: 500,
+      maskedPaths: ['/proc/x'],
+      readonlyPaths: [],
+    });
+    assert.deepEqual(s.linux.namespaces, [
+      { type: 'ipc', path: '/proc/7/ns/ipc' },
+      { type: 'uts', path: '/proc/7/ns/uts' },
+      { type: 'mount' },
+      { type: 'network', path: '/proc/7/ns/net' },
+    ]);
+    assert.equal(s.hostname, undefined, 'runc sets no host name in a UTS namespace it joins');
+    assert.deepEqual(s.linux.devices, [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o666 }]);
+    assert.deepEqual(s.linux.resources?.devices?.[1], { allow: true, type: 'c', major: 10, minor: 229, access: 'rw' });
+    assert.deepEqual(s.linux.resources?.cpu, { shares: 512, quota: 20000, period: 100000 });
+    assert.equal(s.process.oomScoreAdj, 500);
+    assert.deepEqual([s.linux.maskedPaths, s.linux.readonlyPaths], [['/proc/x'], []]);
+  });
 });

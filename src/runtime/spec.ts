@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from '../errdefs/index.js';
 import { defaultSeccomp } from './seccomp.js';
-import type { LinuxResources, LinuxSeccomp, Process, RuntimeSpec, SpecMount } from './spec-types.js';
+import type { LinuxDevice, LinuxResources, LinuxSeccomp, Process, RuntimeSpec, SpecMount } from './spec-types.js';
 import type { ResolvedUser } from './user.js';
 
 /** The capabilities docker and containerd give a container by default. */
@@ -106,10 +106,19 @@ export interface SpecInput {
   noNewPrivileges?: boolean;
   /** `none`: a network namespace of its own with only `lo`; `host`: the host's; a path: that namespace. */
   network?: 'none' | 'host' | { path: string };
+  /** The PID, IPC and UTS namespaces: the host's, or another process's (a path); absent, one of its own. */
+  share?: Partial<Record<'pid' | 'ipc' | 'uts', 'host' | { path: string }>>;
+  /** Host devices made in the container's /dev, and allowed by its device cgroup. */
+  devices?: LinuxDevice[];
   /** Mounts after the standard ones (binds, tmpfs, /etc/hosts…), in order. */
   mounts?: SpecMount[];
   cgroupsPath: string;
-  resources?: { memory?: number; nanoCpus?: number; pidsLimit?: number };
+  resources?: { memory?: number; nanoCpus?: number; pidsLimit?: number; cpuShares?: number; cpuQuota?: number; cpuPeriod?: number };
+  oomScoreAdj?: number;
+  /** Replace the default lists. */
+  maskedPaths?: string[];
+  readonlyPaths?: string[];
+  sysctl?: Record<string, string>;
   rlimits?: { type: string; hard: number; soft: number }[];
   annotations?: Record<string, string>;
 }
@@ -131,6 +140,7 @@ export function buildSpec(input: SpecInput): RuntimeSpec {
     capabilities: { bounding: caps, effective: caps, permitted: caps },
     rlimits: input.rlimits ?? [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
     noNewPrivileges: input.noNewPrivileges ?? false,
+    ...(input.oomScoreAdj ? { oomScoreAdj: input.oomScoreAdj } : {}),
   };
   const ro = privileged ? [] : ['ro'];
   const mounts: SpecMount[] = [
@@ -148,27 +158,49 @@ export function buildSpec(input: SpecInput): RuntimeSpec {
     { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', ...ro] },
     ...(input.mounts ?? []),
   ];
-  const namespaces: { type: string; path?: string }[] = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }];
+  const namespaces: { type: string; path?: string }[] = [];
+  for (const type of ['pid', 'ipc', 'uts'] as const) {
+    const shared = input.share?.[type];
+    if (shared === undefined) namespaces.push({ type });
+    else if (shared !== 'host') namespaces.push({ type, path: shared.path });
+  }
+  namespaces.push({ type: 'mount' });
   const network = input.network ?? 'none';
   if (network === 'none') namespaces.push({ type: 'network' });
   else if (typeof network === 'object') namespaces.push({ type: 'network', path: network.path });
-  const resources: LinuxResources = { devices: [{ allow: privileged, access: 'rwm' }] };
+  const resources: LinuxResources = {
+    devices: [
+      { allow: privileged, access: 'rwm' },
+      ...(input.devices ?? []).map((d) => ({ allow: true, type: d.type, major: d.major, minor: d.minor, access: d.access })),
+    ],
+  };
   const r = input.resources ?? {};
   if (r.memory !== undefined) resources.memory = { limit: r.memory, swap: r.memory * 2 };
   if (r.nanoCpus !== undefined) resources.cpu = { quota: Math.round(r.nanoCpus / 1e4), period: 100000 };
+  if (r.cpuQuota !== undefined || r.cpuPeriod !== undefined || r.cpuShares !== undefined) {
+    resources.cpu = {
+      ...resources.cpu,
+      ...(r.cpuQuota !== undefined ? { quota: r.cpuQuota } : {}),
+      ...(r.cpuPeriod !== undefined ? { period: r.cpuPeriod } : {}),
+      ...(r.cpuShares !== undefined ? { shares: r.cpuShares } : {}),
+    };
+  }
   if (r.pidsLimit !== undefined) resources.pids = { limit: r.pidsLimit };
   const seccomp = input.seccomp ?? 'default';
   const spec: RuntimeSpec = {
     ociVersion: '1.0.2',
     process,
     root: { path: input.rootfs, readonly: input.readonlyRootfs ?? false },
-    hostname: input.hostname,
+    // runc sets a host name only in a UTS namespace of the container's own
+    ...(input.share?.uts === undefined ? { hostname: input.hostname } : {}),
     mounts,
     linux: {
       namespaces,
       resources,
       cgroupsPath: input.cgroupsPath,
-      ...(privileged ? {} : { maskedPaths, readonlyPaths }),
+      ...(privileged ? {} : { maskedPaths: input.maskedPaths ?? maskedPaths, readonlyPaths: input.readonlyPaths ?? readonlyPaths }),
+      ...(input.devices?.length ? { devices: input.devices.map(({ access: _, ...d }) => d) } : {}),
+      ...(input.sysctl && Object.keys(input.sysctl).length ? { sysctl: input.sysctl } : {}),
     },
   };
   if (!privileged && seccomp !== 'unconfined') spec.linux.seccomp = seccomp === 'default' ? defaultSeccomp(caps) : seccomp;

@@ -5,10 +5,12 @@ import type { AddressInfo, Socket } from 'node:net';
 import { dirname, join } from 'node:path';
 import { createServer as createTLSServer, type Server as TLSServer } from 'node:tls';
 import { FailedPreconditionError, InvalidArgumentError } from '../errdefs/index.js';
-import type { SessionOpts } from '../remotes/index.js';
+import { Pods } from '../pods/index.js';
+import { Session, type SessionOpts } from '../remotes/index.js';
 import { Berth } from '../services/index.js';
 import type { SnapshotterName } from '../snapshots/index.js';
 import { flock } from '../sys/index.js';
+import { startCriServer } from './cri/index.js';
 import { Engine, engineServer } from './engine/index.js';
 
 export interface DaemonOpts {
@@ -24,7 +26,15 @@ export interface DaemonOpts {
   pidFile?: string;
   session?: SessionOpts;
   version: string;
+  /** Serve the Engine API on `hosts` (default true). */
+  engineApi?: boolean;
+  /** Serve CRI (kubelet, crictl) on this socket, `unix:///path`, in the `k8s.io` namespace. */
+  cri?: string;
+  /** Where pods' CNI network config is read (default /etc/cni/net.d). */
+  cniConfDir?: string;
 }
+
+export const defaultCriSocket = 'unix:///run/berth/cri.sock';
 
 export const defaultHost = 'unix:///run/berth/berth.sock';
 
@@ -33,6 +43,8 @@ export interface Daemon {
   engine: Engine;
   /** Socket paths, or `host:port` for TCP. */
   addresses: string[];
+  /** The CRI socket's path, when it serves CRI. */
+  criSocket?: string;
   pidFile: string;
   close(): Promise<void>;
 }
@@ -96,7 +108,13 @@ function listen(server: Server | TLSServer, at: { unix: string } | { host: strin
  * @throws FailedPreconditionError when another daemon holds the root
  */
 export async function startDaemon(opts: DaemonOpts): Promise<Daemon> {
-  const hosts = (opts.hosts?.length ? opts.hosts : [defaultHost]).map((h) => ({ raw: h, at: parseHost(h, opts.tls !== undefined) }));
+  const engineApi = opts.engineApi ?? true;
+  const hosts = engineApi
+    ? (opts.hosts?.length ? opts.hosts : [defaultHost]).map((h) => ({ raw: h, at: parseHost(h, opts.tls !== undefined) }))
+    : [];
+  const criAt = opts.cri === undefined ? undefined : parseHost(opts.cri, false);
+  if (criAt && !('unix' in criAt)) throw new InvalidArgumentError(`--cri "${opts.cri}": want unix:///path`);
+  if (!engineApi && !criAt) throw new InvalidArgumentError('nothing to serve: the Engine API is off and no --cri socket is given');
   const berth = await Berth.open({ root: opts.root, ...(opts.snapshotter ? { snapshotter: opts.snapshotter } : {}) });
   const lockFd = openSync(join(berth.root, 'daemon.lock'), 'a');
   try {
@@ -115,8 +133,10 @@ export async function startDaemon(opts: DaemonOpts): Promise<Daemon> {
   const http = engineServer(engine);
   const servers: (Server | TLSServer)[] = [];
   const sockets: string[] = [];
+  let cri: { pods: Pods; server?: { close(): Promise<void> } } | undefined;
   const release = () => {
     engine.close();
+    cri?.pods.close();
     for (const s of sockets) rmSync(s, { force: true });
     rmSync(pidFile, { force: true });
     berth.close();
@@ -126,6 +146,32 @@ export async function startDaemon(opts: DaemonOpts): Promise<Daemon> {
     await mkdir(dirname(pidFile), { recursive: true });
     writeFileSync(pidFile, `${process.pid}\n`);
     await engine.start();
+    // CRI first: when the Engine API answers, both do
+    let criSocket: string | undefined;
+    if (criAt && 'unix' in criAt) {
+      const pods = new Pods(berth, opts.cniConfDir ? { cniConfDir: opts.cniConfDir } : {});
+      cri = { pods };
+      const repaired = await pods.recover();
+      if (repaired.length)
+        process.stderr.write(
+          `berth daemon: took apart ${repaired.length} pod sandbox(es) an interrupted RunPodSandbox left: ${repaired.join(', ')}\n`,
+        );
+      await pods.watchExits();
+      cri.server = await startCriServer(
+        {
+          pods,
+          version: opts.version,
+          session: (c) =>
+            new Session({
+              ...opts.session,
+              credentialsFile: null,
+              auth: c ? { [c.domain]: { username: c.username, secret: c.secret } } : {},
+            }),
+        },
+        criAt.unix,
+      );
+      criSocket = criAt.unix;
+    }
     const addresses: string[] = [];
     const gid = dockerGroup();
     for (const { at } of hosts) {
@@ -171,13 +217,15 @@ export async function startDaemon(opts: DaemonOpts): Promise<Daemon> {
           ),
         );
         http.closeAllConnections();
+        await cri?.server?.close();
         release();
       })();
       return closing;
     };
-    return { engine, addresses, pidFile, close };
+    return { engine, addresses, pidFile, close, ...(criSocket ? { criSocket } : {}) };
   } catch (err) {
     for (const s of servers) s.close();
+    await cri?.server?.close();
     release();
     throw err;
   }

@@ -47,7 +47,7 @@ export function inspectContainer(b: Berth, containers: Containers, c: Container)
     ResolvConfPath: `${p.dir}/resolv.conf`,
     HostnamePath: `${p.dir}/hostname`,
     HostsPath: `${p.dir}/hosts`,
-    LogPath: p.log,
+    LogPath: containers.logPath(c),
     Name: `/${c.name}`,
     RestartCount: c.state.restartCount ?? 0,
     Driver: c.snapshotter,

@@ -88,8 +88,10 @@ export class TestRoots {
 /** Removes what the roots left outside themselves: their containers, networks and runtime directories under /run. */
 export async function cleanupRoots(roots: string[]): Promise<void> {
   for (const root of roots) {
-    const ids = (await berth(root, ['ps', '-aq'])).stdout.split('\n').filter(Boolean);
-    if (ids.length) await berth(root, ['rm', '-f', ...ids]);
+    for (const ns of ['default', 'k8s.io']) {
+      const ids = (await berth(root, ['-n', ns, 'ps', '-aq'])).stdout.split('\n').filter(Boolean);
+      if (ids.length) await berth(root, ['-n', ns, 'rm', '-f', ...ids]);
+    }
     await berth(root, ['network', 'prune', '-f']); // their bridges and rules are the host's
     const b = await Berth.open({ root });
     await rm(b.runDir, { recursive: true, force: true });

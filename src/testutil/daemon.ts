@@ -104,7 +104,7 @@ export interface DaemonFixture {
  */
 export function daemonFixture(
   name: string,
-  opts: { registry?: RegistryOpts; ready?: (f: DaemonFixture) => Promise<void> } = {},
+  opts: { registry?: RegistryOpts; ready?: (f: DaemonFixture) => Promise<void>; daemonArgs?: (f: DaemonFixture) => Promise<string[]> } = {},
 ): DaemonFixture {
   const f = {} as DaemonFixture;
   before(async () => {
@@ -112,7 +112,7 @@ export function daemonFixture(
     f.root = join(f.work, 'root');
     f.registry = await startRegistry(opts.registry);
     f.image = await pushBusyboxImage(f.work, f.registry.host, 'busybox');
-    f.daemon = await startBerthDaemon(f.root, join(f.work, 'run'));
+    f.daemon = await startBerthDaemon(f.root, join(f.work, 'run'), (await opts.daemonArgs?.(f)) ?? []);
     await opts.ready?.(f);
   });
   after(async () => {

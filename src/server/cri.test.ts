@@ -1,0 +1,378 @@
+// biome-ignore-all lint/suspicious/noExplicitAny: replies of a client built from the proto at run time
+// CRI through `berth daemon --cri`, driven by a Node gRPC client built from the same proto (crictl
+// is not packaged here): crictl's request sequences as recorded in shared/CRI.md, a kubelet-like pod
+// lifecycle, pods reaching each other over the CNI network, failure paths, and what a removed pod
+// leaves on the host (nothing).
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
+import * as loader from '@grpc/proto-loader';
+import { berth, ok } from '../testutil/cli.js';
+import { daemonFixture, startBerthDaemon } from '../testutil/daemon.js';
+import { criProto } from './index.js';
+
+type Call = (req: object) => Promise<Record<string, any>>;
+type Methods =
+  | 'Version'
+  | 'Status'
+  | 'RuntimeConfig'
+  | 'RunPodSandbox'
+  | 'StopPodSandbox'
+  | 'RemovePodSandbox'
+  | 'PodSandboxStatus'
+  | 'ListPodSandbox'
+  | 'CreateContainer'
+  | 'StartContainer'
+  | 'StopContainer'
+  | 'RemoveContainer'
+  | 'ListContainers'
+  | 'ContainerStatus'
+  | 'ExecSync'
+  | 'ContainerStats'
+  | 'ListContainerStats'
+  | 'PodSandboxStats'
+  | 'ListImages'
+  | 'ImageStatus'
+  | 'PullImage'
+  | 'RemoveImage'
+  | 'ImageFsInfo';
+type Service = Record<Methods, Call>;
+
+function client(sock: string): { runtime: Service; image: Service; raw: { runtime: any }; close(): void } {
+  const def = loader.loadSync(criProto, { keepCase: true, longs: String, enums: String, defaults: false, oneofs: true });
+  const pkg = grpc.loadPackageDefinition(def) as any;
+  const make = (Ctor: typeof grpc.Client) => new Ctor(`unix://${sock}`, grpc.credentials.createInsecure()) as any;
+  const rt = make(pkg.runtime.v1.RuntimeService);
+  const im = make(pkg.runtime.v1.ImageService);
+  const wrap = (c: any): Service =>
+    new Proxy({} as Service, {
+      get: (_t, name: string) => (req: object) =>
+        new Promise((resolve, reject) => c[name](req, (err: Error | null, res: Record<string, any>) => (err ? reject(err) : resolve(res)))),
+    });
+  return {
+    runtime: wrap(rt),
+    image: wrap(im),
+    raw: { runtime: rt },
+    close: () => {
+      rt.close();
+      im.close();
+    },
+  };
+}
+
+// A CNI network of the tests' own, as kubelet's network plugin would write it.
+const bridge = `bcri${process.pid % 10000}`;
+const subnet = '10.203.7';
+let cniDir: string;
+let logDir: string;
+let cri: ReturnType<typeof client>;
+
+const fx = daemonFixture('cri', {
+  daemonArgs: async (f) => {
+    cniDir = join(f.work, 'net.d');
+    logDir = join(f.work, 'pods');
+    await mkdir(cniDir, { recursive: true });
+    await writeFile(
+      join(cniDir, '10-test.conflist'),
+      JSON.stringify({
+        cniVersion: '1.0.0',
+        name: `cri-test-${process.pid}`,
+        plugins: [
+          {
+            type: 'bridge',
+            bridge,
+            isGateway: true,
+            ipMasq: false,
+            hairpinMode: true,
+            ipam: { type: 'host-local', ranges: [[{ subnet: `${subnet}.0/24` }]], routes: [{ dst: '0.0.0.0/0' }] },
+          },
+          { type: 'portmap', capabilities: { portMappings: true } },
+        ],
+      }),
+    );
+    return ['--cri', `unix://${join(f.work, 'run', 'cri.sock')}`, '--cni-conf-dir', cniDir];
+  },
+  ready: async (f) => {
+    cri = client(join(f.work, 'run', 'cri.sock'));
+  },
+});
+
+after(async () => {
+  cri?.close();
+  try {
+    execFileSync('ip', ['link', 'del', bridge], { stdio: 'ignore' });
+  } catch {} // never made
+});
+
+let podN = 0;
+function podConfig(name = `pod${++podN}`, extra: object = {}) {
+  return {
+    metadata: { name, uid: `uid-${name}-${process.pid}`, namespace: 'default', attempt: 0 },
+    hostname: name,
+    log_directory: join(logDir, name),
+    linux: {},
+    ...extra,
+  };
+}
+
+function ctrConfig(name: string, image: string, command: string[], extra: object = {}) {
+  return {
+    metadata: { name, attempt: 0 },
+    image: { image },
+    command,
+    log_path: `${name}/0.log`,
+    linux: { security_context: { namespace_options: { pid: 'CONTAINER' } } },
+    ...extra,
+  };
+}
+
+/** Runs a pod, pulls nothing: the image is pulled once by the tests. */
+async function runPod(name?: string) {
+  const config = podConfig(name);
+  await mkdir(config.log_directory, { recursive: true });
+  const { pod_sandbox_id } = await cri.runtime.RunPodSandbox({ config });
+  return { id: pod_sandbox_id as string, config };
+}
+
+async function startContainer(pod: { id: string; config: object }, config: object): Promise<string> {
+  const { container_id } = await cri.runtime.CreateContainer({ pod_sandbox_id: pod.id, config, sandbox_config: pod.config });
+  await cri.runtime.StartContainer({ container_id });
+  return container_id;
+}
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+const leaseDir = () => `/var/lib/cni/networks/cri-test-${process.pid}`;
+const leases = () => (existsSync(leaseDir()) ? readdirSync(leaseDir()).filter((n) => /^\d/.test(n)) : []);
+
+let imageId: string;
+
+describe('CRI', () => {
+  test("crictl's connection checks, version, info and image commands", async () => {
+    const v = await cri.runtime.Version({});
+    assert.deepEqual([v.version, v.runtime_name, v.runtime_api_version], ['0.1.0', 'berth', 'v1']);
+    assert.equal((await cri.runtime.Version({ version: 'v1' })).runtime_api_version, 'v1');
+    const fs = await cri.image.ImageFsInfo({});
+    assert.match(fs.image_filesystems[0].fs_id.mountpoint, /\/snapshots\/(overlayfs|native)$/);
+    const info = await cri.runtime.Status({ verbose: true });
+    const cond = Object.fromEntries(info.status.conditions.map((c: { type: string; status: boolean }) => [c.type, c.status]));
+    assert.deepEqual(cond, { RuntimeReady: true, NetworkReady: true });
+    assert.equal(JSON.parse(info.info.config).cniConfDir, cniDir);
+    assert.deepEqual((await cri.runtime.RuntimeConfig({})).linux, { cgroup_driver: 'CGROUPFS' });
+
+    // crictl pull: the raw string; the reply is the image ID
+    const pulled = await cri.image.PullImage({ image: { image: fx.image } });
+    imageId = pulled.image_ref;
+    assert.match(imageId, /^sha256:[a-f0-9]{64}$/);
+    const { images } = await cri.image.ListImages({ filter: { image: {} } });
+    const img = images.find((i: { id: string }) => i.id === imageId);
+    assert.deepEqual(img.repo_tags, [fx.image]);
+    assert.equal(img.repo_digests.length, 1);
+    assert.match(img.repo_digests[0], new RegExp(`^${fx.image.replace(/:latest$/, '')}@sha256:`));
+    // the compressed content, as containerd reports it: manifest + config + layers
+    const raw = execFileSync('skopeo', ['inspect', '--tls-verify=false', '--raw', `docker://${fx.image}`]);
+    const manifest = JSON.parse(raw.toString());
+    const content = raw.length + manifest.config.size + manifest.layers.reduce((n: number, l: { size: number }) => n + l.size, 0);
+    assert.equal(img.size, String(content));
+    assert.equal(img.uid ?? img.username, undefined); // busybox runs as root: no User in its config
+    // CRI's images live in k8s.io, not the CLI's default namespace
+    assert.match(ok(await berth(fx.root, ['-n', 'k8s.io', 'images']), 'images').stdout, /busybox/);
+    assert.doesNotMatch(ok(await berth(fx.root, ['images']), 'images').stdout, /busybox/);
+
+    const st = await cri.image.ImageStatus({ image: { image: fx.image }, verbose: true });
+    assert.equal(st.image.id, imageId);
+    assert.equal(JSON.parse(st.info.info).imageSpec.rootfs.type, 'layers');
+    assert.equal((await cri.image.ImageStatus({ image: { image: imageId.slice(7, 19) } })).image.id, imageId);
+    // crictl inspecti of an unknown image: an empty reply, not an error
+    assert.deepEqual(await cri.image.ImageStatus({ image: { image: 'no/such:image' } }), {});
+    // rmi: by name (every name of the image goes), and again: not an error
+    ok(await berth(fx.root, ['-n', 'k8s.io', 'tag', fx.image, 'extra/name:1']), 'tag');
+    await cri.image.RemoveImage({ image: { image: fx.image } });
+    assert.deepEqual(await cri.image.ImageStatus({ image: { image: 'extra/name:1' } }), {});
+    await cri.image.RemoveImage({ image: { image: fx.image } });
+    assert.equal((await cri.image.PullImage({ image: { image: fx.image } })).image_ref, imageId);
+  });
+
+  test('a pod: two containers over its localhost, ExecSync, stats, a CRI log with a partial line, stop and remove', async () => {
+    const pod = await runPod('web');
+    const status = await cri.runtime.PodSandboxStatus({ pod_sandbox_id: pod.id, verbose: true });
+    assert.equal(status.status.state, 'SANDBOX_READY');
+    assert.match(status.status.network.ip, new RegExp(`^${subnet.replace(/\./g, '\\.')}\\.\\d+$`));
+    assert.equal(status.status.metadata.name, 'web');
+    assert.ok(Number(status.status.created_at) > Date.now() * 1e6 - 60e9);
+    assert.ok(JSON.parse(status.info.info).pid > 0);
+    assert.deepEqual(
+      (await cri.runtime.ListPodSandbox({ filter: {} })).items.map((p: { id: string }) => p.id),
+      [pod.id],
+    );
+
+    const server = await startContainer(
+      pod,
+      ctrConfig('server', imageId, ['sh', '-c', 'mkdir -p /www && echo pod-local > /www/index.html && exec httpd -f -p 8080 -h /www']),
+    );
+    const clientId = await startContainer(
+      pod,
+      ctrConfig('client', imageId, [
+        'sh',
+        '-c',
+        'until wget -qO- http://127.0.0.1:8080/; do sleep 0.1; done; echo to-stderr >&2; printf partial; exec sleep 1000',
+      ]),
+    );
+    const listed = await cri.runtime.ListContainers({ filter: { state: { state: 'CONTAINER_RUNNING' } } });
+    assert.deepEqual(listed.containers.map((c: { id: string }) => c.id).sort(), [server, clientId].sort());
+    assert.ok(
+      listed.containers.every((c: { pod_sandbox_id: string; image_id: string }) => c.pod_sandbox_id === pod.id && c.image_id === imageId),
+    );
+
+    // ExecSync: output, exit code, the pod's host name (UTS shared)
+    const exec = await cri.runtime.ExecSync({ container_id: server, cmd: ['cat', '/www/index.html'], timeout: '10' });
+    assert.deepEqual([exec.stdout.toString(), exec.exit_code ?? 0], ['pod-local\n', 0]);
+    const failed = await cri.runtime.ExecSync({ container_id: server, cmd: ['sh', '-c', 'echo bad >&2; hostname; exit 3'] });
+    assert.deepEqual([failed.stdout.toString(), failed.stderr.toString(), failed.exit_code], ['web\n', 'bad\n', 3]);
+    await assert.rejects(cri.runtime.ExecSync({ container_id: server, cmd: ['sleep', '5'], timeout: '1' }), {
+      code: grpc.status.DEADLINE_EXCEEDED,
+    });
+
+    // the log, in CRI's format, where kubelet reads it
+    const cs = await cri.runtime.ContainerStatus({ container_id: clientId });
+    assert.equal(cs.status.log_path, join(pod.config.log_directory, 'client/0.log'));
+    const log = await until('the client log', async () => {
+      const text = existsSync(cs.status.log_path) ? readFileSync(cs.status.log_path, 'utf8') : '';
+      return text.includes('partial') ? text : undefined;
+    });
+    const stamp = '\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d{1,9})?(Z|[+-]\\d\\d:\\d\\d)';
+    assert.match(log, new RegExp(`^${stamp} stdout F pod-local\\n${stamp} stderr F to-stderr\\n${stamp} stdout P partial\\n$`));
+
+    // stats: CPU and memory of the container; the pod's with its network
+    const stats = (await cri.runtime.ContainerStats({ container_id: server })).stats;
+    assert.equal(stats.attributes.id, server);
+    assert.ok(Number(stats.memory.working_set_bytes.value) > 0);
+    assert.ok(Number(stats.cpu.usage_core_nano_seconds.value) > 0);
+    assert.equal((await cri.runtime.ListContainerStats({ filter: { pod_sandbox_id: pod.id } })).stats.length, 2);
+    const ps = (await cri.runtime.PodSandboxStats({ pod_sandbox_id: pod.id })).stats;
+    assert.equal(ps.linux.network.default_interface.name, 'eth0');
+    assert.ok(Number(ps.linux.process.process_count.value) >= 3);
+    assert.equal(ps.linux.containers.length, 2);
+
+    // stop: the stop signal, then SIGKILL; stopping twice is not an error
+    await cri.runtime.StopContainer({ container_id: clientId, timeout: '1' });
+    await cri.runtime.StopContainer({ container_id: clientId, timeout: '1' });
+    const stopped = (await cri.runtime.ContainerStatus({ container_id: clientId })).status;
+    assert.equal(stopped.state, 'CONTAINER_EXITED');
+    assert.ok(Number(stopped.finished_at) >= Number(stopped.started_at));
+
+    await cri.runtime.StopPodSandbox({ pod_sandbox_id: pod.id });
+    assert.equal((await cri.runtime.PodSandboxStatus({ pod_sandbox_id: pod.id })).status.state, 'SANDBOX_NOTREADY');
+    assert.equal((await cri.runtime.ContainerStatus({ container_id: server })).status.state, 'CONTAINER_EXITED');
+    assert.deepEqual(leases(), [], 'the address went back at the stop');
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id });
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id });
+    assert.deepEqual((await cri.runtime.ListPodSandbox({})).items ?? [], []);
+    assert.deepEqual((await cri.runtime.ListContainers({})).containers ?? [], []);
+    // nothing left on the host: mounts, namespace, veth, lease
+    assert.ok(!readFileSync('/proc/self/mountinfo', 'utf8').includes(fx.root), 'a mount under the root is left');
+    assert.ok(!existsSync(`/run/netns/berth-pod-${pod.id}`), 'the namespace is left');
+    assert.equal(execFileSync('ip', ['-o', 'link', 'show', 'master', bridge]).toString().trim(), '', 'a veth is left');
+  });
+
+  test('two pods reach each other over the CNI network', async () => {
+    const a = await runPod();
+    const b = await runPod();
+    await startContainer(
+      a,
+      ctrConfig('web', imageId, ['sh', '-c', 'mkdir /www && echo from-a > /www/index.html && exec httpd -f -p 80 -h /www']),
+    );
+    const curl = await startContainer(b, ctrConfig('shell', imageId, ['sleep', '1000']));
+    const ipA = (await cri.runtime.PodSandboxStatus({ pod_sandbox_id: a.id })).status.network.ip;
+    const got = await until('pod a to answer', async () => {
+      const r = await cri.runtime.ExecSync({ container_id: curl, cmd: ['wget', '-qO-', `http://${ipA}/`], timeout: '5' });
+      return (r.exit_code ?? 0) === 0 ? r.stdout.toString() : undefined;
+    });
+    assert.equal(got, 'from-a\n');
+    for (const p of [a, b]) await cri.runtime.RemovePodSandbox({ pod_sandbox_id: p.id });
+    assert.deepEqual(leases(), []);
+  });
+
+  test('failure paths: unknown image, missing container, a container that exits non-zero', async () => {
+    const pod = await runPod();
+    await assert.rejects(cri.runtime.CreateContainer({ pod_sandbox_id: pod.id, config: ctrConfig('x', 'no/such:image', ['true']) }), {
+      code: grpc.status.NOT_FOUND,
+    });
+    await assert.rejects(cri.runtime.ContainerStatus({ container_id: 'f'.repeat(64) }), { code: grpc.status.NOT_FOUND });
+    await assert.rejects(cri.runtime.PodSandboxStatus({ pod_sandbox_id: 'f'.repeat(64) }), { code: grpc.status.NOT_FOUND });
+    // a sandbox ID is not a container's
+    await assert.rejects(cri.runtime.ContainerStatus({ container_id: pod.id }), { code: grpc.status.NOT_FOUND });
+    const id = await startContainer(pod, ctrConfig('fails', imageId, ['sh', '-c', 'exit 7']));
+    const st = await until('the exit', async () => {
+      const s = (await cri.runtime.ContainerStatus({ container_id: id })).status;
+      return s.state === 'CONTAINER_EXITED' ? s : undefined;
+    });
+    assert.deepEqual([st.exit_code, st.reason], [7, 'Error']);
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id });
+  });
+
+  test('GetContainerEvents streams created, started, stopped and deleted', async () => {
+    const events: { container_id: string; container_event_type: string }[] = [];
+    const stream = cri.raw.runtime.GetContainerEvents({}) as NodeJS.EventEmitter & { cancel(): void };
+    stream.on('data', (e: { container_id: string; container_event_type: string }) => events.push(e));
+    stream.on('error', () => {}); // the cancel below
+    await sleep(200);
+    const pod = await runPod();
+    const id = await startContainer(pod, ctrConfig('brief', imageId, ['true']));
+    await until('the exit', async () =>
+      (await cri.runtime.ContainerStatus({ container_id: id })).status.state === 'CONTAINER_EXITED' ? true : undefined,
+    );
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id });
+    await sleep(300);
+    stream.cancel();
+    const mine = events.filter((e) => e.container_id === id).map((e) => e.container_event_type);
+    assert.deepEqual(mine, ['CONTAINER_CREATED_EVENT', 'CONTAINER_STARTED_EVENT', 'CONTAINER_STOPPED_EVENT', 'CONTAINER_DELETED_EVENT']);
+    assert.ok(
+      events.some((e) => e.container_id === pod.id && e.container_event_type === 'CONTAINER_DELETED_EVENT'),
+      "the pod's own",
+    );
+  });
+
+  test('SIGKILL of the daemon during RunPodSandbox is repaired by the next start', async () => {
+    const run = join(fx.work, 'run');
+    const outcomes: string[] = [];
+    // kill points spread over a measured RunPodSandbox
+    const started = performance.now();
+    const measured = await runPod();
+    const ms = performance.now() - started;
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: measured.id });
+    for (const delay of [0.2, 0.4, 0.6, 0.8].map((f) => Math.round(ms * f))) {
+      const config = podConfig();
+      void cri.runtime.RunPodSandbox({ config }).catch(() => {});
+      await sleep(delay);
+      await fx.daemon.stop('SIGKILL');
+      cri.close();
+      fx.daemon = await startBerthDaemon(fx.root, run, ['--cri', `unix://${join(run, 'cri.sock')}`, '--cni-conf-dir', cniDir]);
+      cri = client(join(run, 'cri.sock'));
+      const pods = (await cri.runtime.ListPodSandbox({})).items ?? [];
+      // a pod is either whole or gone: nothing half made is left
+      for (const p of pods) assert.equal(p.state, 'SANDBOX_READY', `pod ${p.metadata.name} at ${delay} ms`);
+      const ids = new Set(pods.map((p: { id: string }) => p.id));
+      for (const ns of readdirSync('/run/netns').filter((n) => n.startsWith('berth-pod-'))) {
+        assert.ok(ids.has(ns.slice('berth-pod-'.length)), `namespace ${ns} left at ${delay} ms`);
+      }
+      assert.equal(leases().length, pods.length, `leases at ${delay} ms`);
+      for (const p of pods) await cri.runtime.RemovePodSandbox({ pod_sandbox_id: p.id });
+      outcomes.push(/took apart 1 pod sandbox/.test(fx.daemon.log()) ? 'repaired' : pods.length ? 'finished' : 'not begun');
+    }
+    assert.ok(outcomes.includes('repaired'), `no kill landed inside RunPodSandbox: ${outcomes.join(', ')}`);
+  });
+});

@@ -1,0 +1,1 @@
+export { type CriContext, criProto, startCriServer } from './server.js';

@@ -1,6 +1,7 @@
 // `npm run bench [-- NAME...]`: runs the benchmarks side by side with their peers and prints ratios.
 import { buildBench } from './build.js';
 import { contentAdd } from './content-add.js';
+import { criBench } from './cri.js';
 import { daemonBench } from './daemon.js';
 import { diskBench } from './disk.js';
 import { type Comparison, printComparison } from './harness.js';
@@ -18,6 +19,7 @@ const benchmarks: Record<string, () => Promise<Comparison[]>> = {
   daemon: () => daemonBench(),
   network: () => networkBench(),
   build: () => buildBench(),
+  cri: () => criBench(),
 };
 
 const wanted = process.argv.slice(2);

@@ -240,8 +240,8 @@ export async function imageSize(b: Berth, g: Globals, ref: string): Promise<void
       ]),
     ).trimEnd(),
     '',
-    `Content        ${humanSize(u.content).padEnd(8)} index/manifest/config (${humanSize(docs)}) + compressed layers: what ctr and crictl show, and what a pull transfers`,
-    `Unpacked       ${size(u.unpacked).padEnd(8)} the files the layers hold: what docker images shows`,
+    `Content        ${humanSize(u.content).padEnd(8)} index/manifest/config (${humanSize(docs)}) + compressed layers: what ctr shows, what a pull transfers, and CRI's Image.size (crictl images) on containerd and on berth`,
+    `Unpacked       ${size(u.unpacked).padEnd(8)} the files the layers hold: what docker images shows, and CRI's Image.size on CRI-O`,
     `Total on disk  ${humanSize(u.total).padEnd(8)} content stored (${humanSize(u.contentStored)}) + snapshots (${humanSize(u.snapshots)}, measured with du)`,
     `Unique         ${humanSize(u.unique).padEnd(8)} held by this image alone: removing it frees this much`,
     `Shared         ${humanSize(u.shared).padEnd(8)} held with other images, here or in other namespaces`,
@@ -249,8 +249,9 @@ export async function imageSize(b: Berth, g: Globals, ref: string): Promise<void
     'Why they differ: a registry sends layers compressed, and berth keeps those blobs (to push, save and',
     'verify them) as containerd does; it also unpacks each layer once into a snapshot that containers',
     "run from. docker's classic store drops the compressed blob after unpacking, so it shows only the",
-    'unpacked size; containerd and crictl show the compressed content. Here both are on disk, and a',
-    'layer that another image also uses is counted once.',
+    'unpacked size; containerd, and crictl against containerd or berth, show the compressed content',
+    '(CRI-O reports the unpacked size). Here both are on disk, and a layer that another image also',
+    'uses is counted once.',
   ];
   process.stdout.write(`${out.join('\n')}\n`);
 }

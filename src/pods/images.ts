@@ -59,7 +59,9 @@ function imageOf(rows: ImageRow[]): CriImage {
     digests.add(`${formatReference({ ...row.ref, tag: undefined, digest: undefined })}@${row.image.target.digest}`);
   }
   const user = r?.config.value.config?.User?.split(':')[0] ?? '';
-  const size = r ? r.manifestDesc.size + r.config.raw.length + r.manifest.value.layers.reduce((n, l) => n + l.size, 0) : 0;
+  // `image size`'s Content: the index (when the name points at one), the manifest, config and layers
+  const index = r && first.image.target.digest !== r.manifestDesc.digest ? first.image.target.size : 0;
+  const size = r ? index + r.manifestDesc.size + r.config.raw.length + r.manifest.value.layers.reduce((n, l) => n + l.size, 0) : 0;
   return {
     id: imageIdOf(first) as string,
     repo_tags: tags.sort(),

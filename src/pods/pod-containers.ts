@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { ContainerHostConfig, CreateContainerOpts, MountRequest } from '../containers/index.js';
 import { DeadlineExceededError, FailedPreconditionError, hasCode, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
@@ -49,8 +50,23 @@ export function resourceFields(r: LinuxContainerResources = {}): Partial<Contain
     ...(int(r.cpu_shares) > 0 ? { CpuShares: int(r.cpu_shares) } : {}),
     ...(int(r.cpu_quota) > 0 ? { CpuQuota: int(r.cpu_quota) } : {}),
     ...(int(r.cpu_period) > 0 ? { CpuPeriod: int(r.cpu_period) } : {}),
-    ...(int(r.oom_score_adj) !== 0 ? { OomScoreAdj: int(r.oom_score_adj) } : {}),
+    ...(int(r.oom_score_adj) !== 0 ? { OomScoreAdj: allowedOomScoreAdj(int(r.oom_score_adj)) } : {}),
   };
+}
+
+/**
+ * An oom_score_adj this process may give: without CAP_SYS_RESOURCE the kernel refuses one below
+ * its own (kubelet asks -997 for guaranteed pods), so it is raised to that, as containerd's
+ * restrict_oom_score_adj does.
+ */
+function allowedOomScoreAdj(wanted: number): number {
+  try {
+    const capEff = BigInt(`0x${/^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0'}`);
+    if ((capEff >> 24n) & 1n) return wanted;
+    return Math.max(wanted, Number(readFileSync('/proc/self/oom_score_adj', 'utf8').trim()));
+  } catch {
+    return wanted;
+  }
 }
 
 /** The process's user from CRI's security context: a uid (and gid), or a name from the image. */

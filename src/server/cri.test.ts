@@ -14,6 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as loader from '@grpc/proto-loader';
 import { berth, ok } from '../testutil/cli.js';
 import { daemonFixture, startBerthDaemon } from '../testutil/daemon.js';
+import { removeCgroupTree } from '../testutil/network.js';
 import { criProto } from './index.js';
 
 type Call = (req: object) => Promise<Record<string, any>>;
@@ -32,6 +33,7 @@ type Methods =
   | 'RemoveContainer'
   | 'ListContainers'
   | 'ContainerStatus'
+  | 'UpdateContainerResources'
   | 'ExecSync'
   | 'ContainerStats'
   | 'ListContainerStats'
@@ -104,6 +106,7 @@ const fx = daemonFixture('cri', {
 
 after(async () => {
   cri?.close();
+  removeCgroupTree('/berth-cri-test');
   try {
     execFileSync('ip', ['link', 'del', bridge], { stdio: 'ignore' });
   } catch {} // never made
@@ -132,8 +135,8 @@ function ctrConfig(name: string, image: string, command: string[], extra: object
 }
 
 /** Runs a pod, pulls nothing: the image is pulled once by the tests. */
-async function runPod(name?: string) {
-  const config = podConfig(name);
+async function runPod(name?: string, extra: object = {}) {
+  const config = podConfig(name, extra);
   await mkdir(config.log_directory, { recursive: true });
   const { pod_sandbox_id } = await cri.runtime.RunPodSandbox({ config });
   return { id: pod_sandbox_id as string, config };
@@ -187,6 +190,10 @@ describe('CRI', () => {
     const manifest = JSON.parse(raw.toString());
     const content = raw.length + manifest.config.size + manifest.layers.reduce((n: number, l: { size: number }) => n + l.size, 0);
     assert.equal(img.size, String(content));
+    const explained = JSON.parse(
+      ok(await berth(fx.root, ['-n', 'k8s.io', '--format', 'json', 'image', 'size', fx.image]), 'image size').stdout,
+    );
+    assert.equal(img.size, String(explained.content), "image size's Content is CRI's Image.size");
     assert.equal(img.uid ?? img.username, undefined); // busybox runs as root: no User in its config
     // CRI's images live in k8s.io, not the CLI's default namespace
     assert.match(ok(await berth(fx.root, ['-n', 'k8s.io', 'images']), 'images').stdout, /busybox/);
@@ -304,6 +311,63 @@ describe('CRI', () => {
     assert.equal(got, 'from-a\n');
     for (const p of [a, b]) await cri.runtime.RemovePodSandbox({ pod_sandbox_id: p.id });
     assert.deepEqual(leases(), []);
+  });
+
+  test('security context, resources, mounts, devices and a host-network pod', async () => {
+    const parent = `/berth-cri-test/pod${process.pid}`;
+    const pod = await runPod(undefined, { linux: { cgroup_parent: parent } });
+    const shared = join(fx.work, 'shared');
+    await mkdir(shared, { recursive: true });
+    await writeFile(join(shared, 'note'), 'from the host\n');
+    const id = await startContainer(
+      pod,
+      ctrConfig('locked', imageId, ['sleep', '1000'], {
+        mounts: [{ container_path: '/data', host_path: shared, readonly: true }],
+        devices: [{ container_path: '/dev/xnull', host_path: '/dev/null', permissions: 'rw' }],
+        linux: {
+          resources: { memory_limit_in_bytes: String(64 << 20), cpu_shares: '512', oom_score_adj: '-997' },
+          security_context: {
+            namespace_options: { pid: 'CONTAINER' },
+            run_as_user: { value: '1000' },
+            run_as_group: { value: '1000' },
+            readonly_rootfs: true,
+            capabilities: { drop_capabilities: ['ALL'] },
+            seccomp: { profile_type: 'RuntimeDefault' },
+          },
+        },
+      }),
+    );
+    const sh = async (cmd: string) => {
+      const r = await cri.runtime.ExecSync({ container_id: id, cmd: ['sh', '-c', cmd], timeout: '10' });
+      return { out: r.stdout.toString().trim(), code: r.exit_code ?? 0 };
+    };
+    assert.deepEqual(await sh('id -u; id -g'), { out: '1000\n1000', code: 0 });
+    assert.equal((await sh('touch /x')).code, 1, 'the root file system is read-only');
+    assert.deepEqual(await sh('cat /data/note'), { out: 'from the host', code: 0 });
+    assert.equal((await sh('touch /data/y')).code, 1, 'the mount is read-only');
+    assert.deepEqual(await sh('echo hi > /dev/xnull && echo ok'), { out: 'ok', code: 0 });
+    assert.match((await sh('grep CapEff /proc/self/status')).out, /CapEff:\s+0+$/);
+    assert.match((await sh('grep Seccomp: /proc/self/status')).out, /Seccomp:\s+2/);
+    // the pod's cgroup parent, the limits in it, and a change to them
+    const memory = `/sys/fs/cgroup/memory${parent}/${id}/memory.limit_in_bytes`;
+    if (existsSync(memory)) {
+      assert.equal(readFileSync(memory, 'utf8').trim(), String(64 << 20));
+      await cri.runtime.UpdateContainerResources({ container_id: id, linux: { memory_limit_in_bytes: String(96 << 20) } });
+      assert.equal(readFileSync(memory, 'utf8').trim(), String(96 << 20));
+    } else {
+      assert.equal(readFileSync(`/sys/fs/cgroup${parent}/${id}/memory.max`, 'utf8').trim(), String(64 << 20));
+    }
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id });
+
+    // host network: no namespace of its own, no address from CNI, the host's interfaces
+    const config = podConfig(undefined, { linux: { security_context: { namespace_options: { network: 'NODE' } } } });
+    const host = (await cri.runtime.RunPodSandbox({ config })).pod_sandbox_id;
+    const hst = (await cri.runtime.PodSandboxStatus({ pod_sandbox_id: host })).status;
+    assert.deepEqual([hst.state, hst.network.ip, hst.linux.namespaces.options.network], ['SANDBOX_READY', '', 'NODE']);
+    const c = await startContainer({ id: host, config }, ctrConfig('on-host', imageId, ['sleep', '1000']));
+    const links = (await cri.runtime.ExecSync({ container_id: c, cmd: ['cat', '/proc/net/dev'] })).stdout.toString();
+    assert.ok(links.includes(bridge), "the host's bridge is in the container's view");
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: host });
   });
 
   test('failure paths: unknown image, missing container, a container that exits non-zero', async () => {

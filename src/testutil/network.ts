@@ -1,6 +1,6 @@
 // Test support: what the host holds for a container's networking.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const leases = '/var/lib/cni/networks';
@@ -16,4 +16,30 @@ export function hostTraces(id: string): string[] {
   }
   if (execFileSync('iptables', ['-w', '-t', 'nat', '-S']).toString().includes(id)) out.push('nat rules');
   return out;
+}
+
+/** Removes an empty cgroup and its empty parents up to the top, in every hierarchy (runc leaves a container's parents behind). */
+export function removeCgroupTree(top: string): void {
+  const roots = existsSync('/sys/fs/cgroup/cgroup.controllers')
+    ? ['/sys/fs/cgroup']
+    : readdirSync('/sys/fs/cgroup').map((c) => join('/sys/fs/cgroup', c));
+  for (const root of roots) {
+    const dir = join(root, top);
+    if (!existsSync(dir)) continue;
+    // children first
+    const walk = (d: string): string[] => {
+      let subs: string[] = [];
+      try {
+        subs = readdirSync(d, { withFileTypes: true })
+          .filter((e) => e.isDirectory())
+          .flatMap((e) => walk(join(d, e.name)));
+      } catch {}
+      return [...subs, d];
+    };
+    for (const d of walk(dir)) {
+      try {
+        rmdirSync(d);
+      } catch {} // busy: a process still in it
+    }
+  }
 }

@@ -1,5 +1,5 @@
 import { criCredentials, imageFsInfo, imageStatus, listImages, normalizeImage, pullImage, removeImage } from '../../pods/index.js';
-import type { CriContext, Handler } from './server.js';
+import type { CriContext, Handler } from './context.js';
 
 // ImageService: translation only; the pods service does the work.
 

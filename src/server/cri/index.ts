@@ -1,1 +1,2 @@
-export { type CriContext, criProto, startCriServer } from './server.js';
+export type { CriContext } from './context.js';
+export { criProto, startCriServer } from './server.js';

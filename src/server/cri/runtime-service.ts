@@ -17,7 +17,7 @@ import {
   stopPodContainer,
   updatePodContainer,
 } from '../../pods/index.js';
-import type { CriContext, Handler } from './server.js';
+import type { CriContext, Handler } from './context.js';
 import { containerStatus, criContainer, nanos, podSandbox, podSandboxStatus } from './views.js';
 
 // RuntimeService: translation only; the pods service does the work.

@@ -3,23 +3,13 @@ import { mkdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { grpcStatuses, NotImplementedError } from '../../errdefs/index.js';
-import type { Pods } from '../../pods/index.js';
-import type { Session } from '../../remotes/index.js';
 import { packageRoot } from '../../sys/index.js';
+import type { CriContext, Handler } from './context.js';
 import { imageService } from './image-service.js';
 import { runtimeService } from './runtime-service.js';
 
 /** The proto berth serves: runtime.v1, kept beside this front end. */
 export const criProto = join(packageRoot, 'src', 'server', 'cri', 'api.proto');
-
-/** What the CRI services share: the pods, a registry session per pull, and the version to report. */
-export interface CriContext {
-  pods: Pods;
-  session(credentials?: { domain: string; username: string; secret: string }): Session;
-  version: string;
-}
-
-export type Handler = (request: never) => Promise<unknown>;
 
 /** A handler's rejection as a gRPC status: the code from the error's kind, the message as details. */
 function toStatus(err: unknown): grpc.ServiceError {

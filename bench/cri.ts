@@ -286,6 +286,7 @@ export async function criBench(opts: { runs?: number; concurrent?: number } = {}
     await cleanupRoots([root]);
     await registry.stop();
     await sh_('ip', ['link', 'del', bridge]);
+    await rm(`/var/lib/cni/networks/cri-bench-${process.pid}`, { recursive: true, force: true });
     for (const n of Array.from({ length: podN }, (_, i) => i + 1)) removeCgroupTree(`/kubepods/besteffort/podbench-${n}`);
     await rm(dir, { recursive: true, force: true });
   }

@@ -12,6 +12,8 @@
 #include <string.h>
 #include <sched.h>
 #include <net/if.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
@@ -356,6 +358,50 @@ static napi_value js_netns_create(napi_env env, napi_callback_info info) {
   return r;
 }
 
+// netnsConnect(nsPath, port): a TCP socket made in the network namespace at `nsPath` (a pod's) and
+// connected to 127.0.0.1:port there; its fd. The calling thread enters the namespace only to make
+// the socket (a socket keeps the namespace it was made in) and goes back before anything else runs.
+static napi_value js_netns_connect(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  char *path = get_string(env, argv[0]);
+  int port = 0;
+  CHECK(napi_get_value_int32(env, argv[1], &port));
+  if (!path || port <= 0 || port > 65535) { free(path); napi_throw_error(env, NULL, "berth_native: bad namespace or port"); return NULL; }
+  napi_value r = NULL;
+  int orig = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  int target = orig < 0 ? -1 : open(path, O_RDONLY | O_CLOEXEC);
+  int sock = -1;
+  if (orig < 0) r = throw_errno(env, "open", "/proc/thread-self/ns/net");
+  else if (target < 0) r = throw_errno(env, "open", path);
+  else if (setns(target, CLONE_NEWNET) != 0) r = throw_errno(env, "setns", path);
+  else {
+    sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int e = errno;
+    if (setns(orig, CLONE_NEWNET) != 0) abort(); // a thread left in the pod's namespace would be worse than a crash
+    errno = e;
+    if (sock < 0) r = throw_errno(env, "socket", path);
+    else {
+      struct sockaddr_in addr;
+      memset(&addr, 0, sizeof addr);
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons((uint16_t)port);
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        r = throw_errno(env, "connect", path);
+        close(sock);
+        sock = -1;
+      }
+    }
+  }
+  if (target >= 0) close(target);
+  if (orig >= 0) close(orig);
+  free(path);
+  if (sock >= 0) CHECK(napi_create_int32(env, sock, &r));
+  return r;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"mknod", NULL, js_mknod, NULL, NULL, NULL, napi_default, NULL},
@@ -370,6 +416,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL},
       {"umount", NULL, js_umount, NULL, NULL, NULL, napi_default, NULL},
       {"netnsCreate", NULL, js_netns_create, NULL, NULL, NULL, napi_default, NULL},
+      {"netnsConnect", NULL, js_netns_connect, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -12,7 +12,7 @@ await build({
   platform: 'node',
   format: 'cjs',
   target: 'node20',
-  external: ['better-sqlite3', 'undici', '@grpc/grpc-js', '@grpc/proto-loader'],
+  external: ['better-sqlite3', 'undici', '@grpc/grpc-js', '@grpc/proto-loader', 'ws'],
   // import.meta.url (the package root is found from it) becomes the bundle's own URL.
   define: { 'import.meta.url': '__berthUrl' },
   banner: { js: "const __berthUrl = require('node:url').pathToFileURL(__filename).href;" },

@@ -17,7 +17,7 @@ import { type Change, containerChanges, type PathStat, readPath, statPath, write
 import { commitContainer, exportContainerFs } from './commit.js';
 import { ContainerContext } from './context.js';
 import { createContainer } from './create.js';
-import { execArgs, top } from './exec.js';
+import { type ExecProcess, execArgs, spawnExec, top } from './exec.js';
 import { containerUsage, graphDriverData } from './inspect.js';
 import {
   type ContainerUpdate,
@@ -171,6 +171,11 @@ export class Containers {
   /** Writes an exec's process spec into a running container and returns the runc arguments that run it. */
   execArgs(ref: string, opts: ExecOpts): Promise<{ container: Container; runcArgs: string[]; cleanup: () => void }> {
     return execArgs(this.#ctx, ref, opts);
+  }
+
+  /** Runs a process in a running container (see {@link spawnExec}). */
+  spawnExec(ref: string, opts: ExecOpts & { stdin?: boolean; detach?: boolean }): Promise<ExecProcess> {
+    return spawnExec(this.#ctx, ref, opts);
   }
 
   /** `ps` of the container's processes (docker top). */

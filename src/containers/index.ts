@@ -1,5 +1,6 @@
 export type { Change, PathStat } from './archive.js';
 export { Containers } from './containers.js';
+export type { ExecProcess } from './exec.js';
 export type { ContainerUpdate, StartOpts, StartResult } from './lifecycle.js';
 export { mountPoints, parseMountFlag } from './mounts.js';
 export { loadSeccompProfile } from './spec.js';

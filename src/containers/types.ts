@@ -141,6 +141,8 @@ export interface CreateContainerOpts {
 
 export interface ExecOpts {
   cmd: string[];
+  /** The terminal's size from the start (with `tty`). */
+  size?: { rows: number; cols: number };
   env?: string[];
   workingDir?: string;
   user?: string;

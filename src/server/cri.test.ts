@@ -5,13 +5,14 @@
 // leaves on the host (nothing).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import * as loader from '@grpc/proto-loader';
+import { WebSocket } from 'ws';
 import { berth, ok } from '../testutil/cli.js';
 import { daemonFixture, startBerthDaemon } from '../testutil/daemon.js';
 import { removeCgroupTree } from '../testutil/network.js';
@@ -35,6 +36,9 @@ type Methods =
   | 'ContainerStatus'
   | 'UpdateContainerResources'
   | 'ExecSync'
+  | 'Exec'
+  | 'Attach'
+  | 'PortForward'
   | 'ContainerStats'
   | 'ListContainerStats'
   | 'PodSandboxStats'
@@ -106,6 +110,7 @@ const fx = daemonFixture('cri', {
 
 after(async () => {
   cri?.close();
+  rmSync(leaseDir(), { recursive: true, force: true });
   removeCgroupTree('/berth-cri-test');
   try {
     execFileSync('ip', ['link', 'del', bridge], { stdio: 'ignore' });
@@ -370,6 +375,88 @@ describe('CRI', () => {
     await cri.runtime.RemovePodSandbox({ pod_sandbox_id: host });
   });
 
+  test('streaming: Exec, Attach and PortForward over WebSocket (v5 and v4 channel protocols)', async () => {
+    const pod = await runPod();
+    const web = await startContainer(
+      pod,
+      ctrConfig('web', imageId, ['sh', '-c', 'mkdir /www && echo forwarded > /www/index.html && exec httpd -f -p 8080 -h /www']),
+    );
+    const echo = await startContainer(
+      pod,
+      ctrConfig('echo', imageId, ['sh', '-c', 'while read l; do echo "got:$l"; done'], { stdin: true }),
+    );
+
+    /** Opens a stream URL and collects what each channel carries until the server closes it. */
+    const open = async (url: string, protocol: string) => {
+      const ws = new WebSocket(url.replace(/^http/, 'ws'), [protocol]);
+      await new Promise((resolve, reject) => {
+        ws.once('open', resolve);
+        ws.once('error', reject);
+      });
+      const got = new Map<number, Buffer>();
+      const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+      ws.on('message', (m: Buffer) => got.set(m[0] as number, Buffer.concat([got.get(m[0] as number) ?? Buffer.alloc(0), m.subarray(1)])));
+      return {
+        ws,
+        closed,
+        text: (ch: number) => got.get(ch)?.toString() ?? '',
+        raw: (ch: number) => got.get(ch) ?? Buffer.alloc(0),
+        send: (ch: number, data: string | Buffer) => ws.send(Buffer.concat([Buffer.of(ch), Buffer.from(data)])),
+      };
+    };
+
+    // exec with stdin, closed by v5's close message; the Status on the error channel
+    const cat = await cri.runtime.Exec({
+      container_id: web,
+      cmd: ['sh', '-c', 'cat; echo err >&2; exit 3'],
+      stdin: true,
+      stdout: true,
+      stderr: true,
+    });
+    assert.match(cat.url, /^http:\/\/127\.0\.0\.1:\d+\/exec\/[\w-]+$/);
+    const s1 = await open(cat.url, 'v5.channel.k8s.io');
+    assert.equal(s1.ws.protocol, 'v5.channel.k8s.io');
+    s1.send(0, 'through stdin\n');
+    s1.ws.send(Buffer.of(255, 0));
+    await s1.closed;
+    assert.deepEqual([s1.text(1), s1.text(2)], ['through stdin\n', 'err\n']);
+    const status = JSON.parse(s1.text(3));
+    assert.deepEqual(
+      [status.status, status.reason, status.details.causes[0]],
+      ['Failure', 'NonZeroExitCode', { reason: 'ExitCode', message: '3' }],
+    );
+    // a URL is good once
+    await assert.rejects(open(cat.url, 'v5.channel.k8s.io'));
+
+    // exec on a terminal (v4): one output, and the size the resize channel gave
+    const tty = await cri.runtime.Exec({ container_id: web, cmd: ['sh', '-c', 'sleep 0.5; stty size'], tty: true, stdout: true });
+    const s2 = await open(tty.url, 'v4.channel.k8s.io');
+    s2.send(4, JSON.stringify({ Width: 91, Height: 27 }));
+    await s2.closed;
+    assert.equal(s2.text(1).trim(), '27 91');
+    assert.deepEqual(JSON.parse(s2.text(3)), { metadata: {}, status: 'Success' });
+    await assert.rejects(cri.runtime.Exec({ container_id: web, cmd: ['true'], tty: true, stdout: true, stderr: true }), {
+      code: grpc.status.INVALID_ARGUMENT,
+    });
+
+    // attach to a container's stdin and stdout
+    const at = await cri.runtime.Attach({ container_id: echo, stdin: true, stdout: true, stderr: true });
+    const s3 = await open(at.url, 'v5.channel.k8s.io');
+    s3.send(0, 'hello\n');
+    await until('the echo', async () => (s3.text(1).includes('got:hello') ? true : undefined));
+    s3.ws.close();
+
+    // port-forward into the pod's own localhost
+    const pf = await cri.runtime.PortForward({ pod_sandbox_id: pod.id, port: [8080] });
+    const s4 = await open(`${pf.url}?port=8080`, 'v4.channel.k8s.io');
+    await until(`the port frames (errors: ${s4.text(1)})`, async () => (s4.raw(0).length >= 2 ? true : undefined));
+    assert.equal(s4.raw(0).readUInt16LE(0), 8080, 'the data channel opens with the port');
+    s4.send(0, 'GET / HTTP/1.0\r\n\r\n');
+    await s4.closed;
+    assert.match(s4.raw(0).subarray(2).toString(), /^HTTP\/1\.[01] 200[\s\S]*\r\n\r\nforwarded\n$/);
+    await cri.runtime.RemovePodSandbox({ pod_sandbox_id: pod.id });
+  });
+
   test('failure paths: unknown image, missing container, a container that exits non-zero', async () => {
     const pod = await runPod();
     await assert.rejects(cri.runtime.CreateContainer({ pod_sandbox_id: pod.id, config: ctrConfig('x', 'no/such:image', ['true']) }), {
@@ -413,6 +500,8 @@ describe('CRI', () => {
   test('SIGKILL of the daemon during RunPodSandbox is repaired by the next start', async () => {
     const run = join(fx.work, 'run');
     const outcomes: string[] = [];
+    const podNamespaces = () => (existsSync('/run/netns') ? readdirSync('/run/netns').filter((n) => n.startsWith('berth-pod-')) : []);
+    const before = new Set(podNamespaces()); // other roots' pods are not this test's
     // kill points spread over a measured RunPodSandbox
     const started = performance.now();
     const measured = await runPod();
@@ -420,17 +509,19 @@ describe('CRI', () => {
     await cri.runtime.RemovePodSandbox({ pod_sandbox_id: measured.id });
     for (const delay of [0.2, 0.4, 0.6, 0.8].map((f) => Math.round(ms * f))) {
       const config = podConfig();
-      void cri.runtime.RunPodSandbox({ config }).catch(() => {});
+      const pending = cri.runtime.RunPodSandbox({ config }).catch(() => {});
       await sleep(delay);
       await fx.daemon.stop('SIGKILL');
       cri.close();
       fx.daemon = await startBerthDaemon(fx.root, run, ['--cri', `unix://${join(run, 'cri.sock')}`, '--cni-conf-dir', cniDir]);
       cri = client(join(run, 'cri.sock'));
+      // gRPC may retry a call the killed daemon never took up on the new one: let it settle
+      await pending;
       const pods = (await cri.runtime.ListPodSandbox({})).items ?? [];
       // a pod is either whole or gone: nothing half made is left
       for (const p of pods) assert.equal(p.state, 'SANDBOX_READY', `pod ${p.metadata.name} at ${delay} ms`);
       const ids = new Set(pods.map((p: { id: string }) => p.id));
-      for (const ns of readdirSync('/run/netns').filter((n) => n.startsWith('berth-pod-'))) {
+      for (const ns of podNamespaces().filter((n) => !before.has(n))) {
         assert.ok(ids.has(ns.slice('berth-pod-'.length)), `namespace ${ns} left at ${delay} ms`);
       }
       assert.equal(leases().length, pods.length, `leases at ${delay} ms`);

@@ -10,7 +10,7 @@ import { Session, type SessionOpts } from '../remotes/index.js';
 import { Berth } from '../services/index.js';
 import type { SnapshotterName } from '../snapshots/index.js';
 import { flock } from '../sys/index.js';
-import { startCriServer } from './cri/index.js';
+import { StreamingServer, startCriServer } from './cri/index.js';
 import { Engine, engineServer } from './engine/index.js';
 
 export interface DaemonOpts {
@@ -133,7 +133,7 @@ export async function startDaemon(opts: DaemonOpts): Promise<Daemon> {
   const http = engineServer(engine);
   const servers: (Server | TLSServer)[] = [];
   const sockets: string[] = [];
-  let cri: { pods: Pods; server?: { close(): Promise<void> } } | undefined;
+  let cri: { pods: Pods; server?: { close(): Promise<void> }; streaming?: StreamingServer } | undefined;
   const release = () => {
     engine.close();
     cri?.pods.close();
@@ -157,9 +157,13 @@ export async function startDaemon(opts: DaemonOpts): Promise<Daemon> {
           `berth daemon: took apart ${repaired.length} pod sandbox(es) an interrupted RunPodSandbox left: ${repaired.join(', ')}\n`,
         );
       await pods.watchExits();
+      const streaming = new StreamingServer(pods);
+      cri.streaming = streaming;
+      await streaming.listen();
       cri.server = await startCriServer(
         {
           pods,
+          streaming,
           version: opts.version,
           session: (c) =>
             new Session({
@@ -218,6 +222,7 @@ export async function startDaemon(opts: DaemonOpts): Promise<Daemon> {
         );
         http.closeAllConnections();
         await cri?.server?.close();
+        await cri?.streaming?.close();
         release();
       })();
       return closing;
@@ -226,6 +231,7 @@ export async function startDaemon(opts: DaemonOpts): Promise<Daemon> {
   } catch (err) {
     for (const s of servers) s.close();
     await cri?.server?.close();
+    await cri?.streaming?.close();
     release();
     throw err;
   }

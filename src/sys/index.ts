@@ -8,6 +8,7 @@ export {
   MS,
   mknod,
   mount,
+  netnsConnect,
   netnsCreate,
   netnsDelete,
   seqpacketConnect,

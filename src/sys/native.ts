@@ -17,6 +17,7 @@ interface Native {
   mount(source: string, target: string, fstype: string | null, flags: number, data: string | null): void;
   umount(target: string, flags: number): void;
   netnsCreate(path: string): void;
+  netnsConnect(nsPath: string, port: number): number;
 }
 
 // The addon is built by scripts/setup.sh into native/build/Release.
@@ -94,6 +95,14 @@ export function umount(target: string): void {
 /** A new network namespace, bound at `path` (an existing empty file) as `ip netns add` binds one. */
 export function netnsCreate(path: string): void {
   native.netnsCreate(path);
+}
+
+/**
+ * A TCP connection to 127.0.0.1:`port` inside the network namespace at `nsPath` (CRI's
+ * port-forward into a pod), as a connected socket's fd. @throws with `code` ECONNREFUSED, ENOENT…
+ */
+export function netnsConnect(nsPath: string, port: number): number {
+  return native.netnsConnect(nsPath, port);
 }
 
 /** Lets go of a namespace bound at `path` (`ip netns delete`): a lazy unmount, then the file goes. */

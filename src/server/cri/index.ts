@@ -1,2 +1,3 @@
 export type { CriContext } from './context.js';
 export { criProto, startCriServer } from './server.js';
+export { StreamingServer, type StreamRequest } from './streaming.js';

@@ -1,5 +1,5 @@
 import type * as grpc from '@grpc/grpc-js';
-import { NotImplementedError } from '../../errdefs/index.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../../errdefs/index.js';
 import {
   type ContainerConfig,
   containerStats,
@@ -37,6 +37,18 @@ const eventTypes = {
 export function runtimeService(ctx: CriContext): Record<string, Handler | ((call: grpc.ServerWritableStream<unknown, unknown>) => void)> {
   const { pods } = ctx;
   const status = (c: PodContainer) => containerStatus(c, pods.containers.logPath(c.container));
+  const runningContainer = async (id: string) => {
+    const c = await podContainer(pods, id);
+    if (c.state !== 'CONTAINER_RUNNING') throw new FailedPreconditionError(`container ${c.id} is not running`);
+    return c;
+  };
+  /** The streams asked for: one at least, and no stderr apart from stdout on a terminal. */
+  const streams = (r: { tty?: boolean; stdin?: boolean; stdout?: boolean; stderr?: boolean }) => {
+    const s = { tty: r.tty ?? false, stdin: r.stdin ?? false, stdout: r.stdout ?? false, stderr: r.stderr ?? false };
+    if (!s.stdin && !s.stdout && !s.stderr) throw new InvalidArgumentError('one of stdin, stdout and stderr must be true');
+    if (s.tty && s.stderr) throw new InvalidArgumentError('tty and stderr cannot both be true: a terminal has one output');
+    return s;
+  };
   const handlers: Record<string, Handler> = {
     Version: async () => ({ version: '0.1.0', runtime_name: 'berth', runtime_version: ctx.version, runtime_api_version: 'v1' }),
     Status: async (req: Req<{ verbose?: boolean }>) => {
@@ -182,14 +194,24 @@ export function runtimeService(ctx: CriContext): Record<string, Handler | ((call
       );
       return { stats: await Promise.all(ready.map((sb) => podStats(pods, sb))) };
     },
-    Exec: async () => {
-      throw new NotImplementedError('Exec (streaming) is not implemented yet: use ExecSync');
+    Exec: async (
+      req: Req<{ container_id: string; cmd?: string[]; tty?: boolean; stdin?: boolean; stdout?: boolean; stderr?: boolean }>,
+    ) => {
+      const c = await runningContainer(req.container_id);
+      const s = streams(req);
+      if (!req.cmd?.length) throw new InvalidArgumentError('exec: no command given');
+      return { url: ctx.streaming.url({ kind: 'exec', containerId: c.id, cmd: req.cmd, ...s }) };
     },
-    Attach: async () => {
-      throw new NotImplementedError('Attach (streaming) is not implemented yet');
+    Attach: async (req: Req<{ container_id: string; tty?: boolean; stdin?: boolean; stdout?: boolean; stderr?: boolean }>) => {
+      const c = await runningContainer(req.container_id);
+      if ((req.tty ?? false) !== (c.ext.config.tty ?? false))
+        throw new InvalidArgumentError(`attach: tty must match the container's (${c.ext.config.tty ?? false})`);
+      if (req.stdin && !c.ext.config.stdin) throw new InvalidArgumentError('attach: the container was not created with stdin');
+      return { url: ctx.streaming.url({ kind: 'attach', containerId: c.id, ...streams(req) }) };
     },
-    PortForward: async () => {
-      throw new NotImplementedError('PortForward (streaming) is not implemented yet');
+    PortForward: async (req: Req<{ pod_sandbox_id: string; port?: number[] }>) => {
+      const sb = await pods.sandbox(req.pod_sandbox_id);
+      return { url: ctx.streaming.url({ kind: 'portforward', sandboxId: sb.id, ports: req.port ?? [] }) };
     },
   };
   return {

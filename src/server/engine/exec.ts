@@ -1,14 +1,10 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { promisify } from 'node:util';
+import type { ExecProcess } from '../../containers/index.js';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../../errdefs/index.js';
 import type { Engine } from './engine.js';
 import { intValue, readJSON, sendEmpty, sendJSON } from './http.js';
 import type { Route, UpgradeRequest } from './router.js';
 import { frame, hijack, multiplexedStream, rawStream, type StreamConn, streamResponse, upgradeBody } from './streams.js';
-
-const run = promisify(execFile);
 
 /** One exec as docker keeps it: made by create, run once by start, inspected for its exit code. */
 interface ExecRecord {
@@ -27,7 +23,7 @@ interface ExecRecord {
   started: boolean;
   exitCode: number | null;
   pid: number;
-  child?: ChildProcess;
+  proc?: ExecProcess;
 }
 
 /** Each engine's execs; a finished one is forgotten after {@link execMemory}. */
@@ -49,39 +45,25 @@ function execOf(e: Engine, id: string): ExecRecord {
   return x;
 }
 
-/** Quotes for sh. */
-const shellQuote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
-
 /**
- * Runs the exec's process with `runc exec`, its output to `conn` (framed without a TTY) and the
- * client's input to its stdin. With a TTY, script(1) lends runc a pseudo-terminal. The exit code is
- * recorded before the stream closes: the docker CLI reads it right after.
+ * Runs the exec's process, its output to `conn` (framed without a TTY) and the client's input to
+ * its stdin. The exit code is recorded before the stream closes: the docker CLI reads it right after.
  */
 async function runExec(e: Engine, x: ExecRecord, conn: StreamConn | undefined): Promise<void> {
-  const { runcArgs, cleanup } = await e.containers.execArgs(x.containerId, {
+  const proc = await e.containers.spawnExec(x.containerId, {
     cmd: x.cmd,
     env: x.env,
     tty: x.tty,
     privileged: x.privileged,
+    stdin: x.attachStdin,
+    detach: conn === undefined,
     ...(x.workingDir ? { workingDir: x.workingDir } : {}),
     ...(x.user ? { user: x.user } : {}),
   });
-  const runc = e.containers.runc.bin;
-  let file = runc;
-  let argv = conn ? runcArgs : [...runcArgs.slice(0, -1), '--detach', runcArgs.at(-1) as string];
-  if (x.tty && conn) {
-    file = 'script';
-    argv = ['-q', '-e', '-f', '-E', 'never', '-c', [runc, ...argv].map(shellQuote).join(' '), '/dev/null'];
-  }
-  const stdin = conn && (x.attachStdin || x.tty) ? 'pipe' : 'ignore';
-  const child = spawn(file, argv, { stdio: [stdin, conn ? 'pipe' : 'ignore', conn ? 'pipe' : 'ignore'] });
-  x.child = child;
+  const child = proc.child;
+  x.proc = proc;
   x.running = true;
   x.pid = child.pid ?? 0;
-  const closed = new Promise<number>((resolve) => {
-    child.on('error', () => resolve(126));
-    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 + 9 : 1)));
-  });
   if (conn) {
     const out = (stream: 1 | 2) => (d: Buffer) => {
       if (stream === 1 ? !x.attachStdout : !x.attachStderr) return;
@@ -90,7 +72,6 @@ async function runExec(e: Engine, x: ExecRecord, conn: StreamConn | undefined): 
     child.stdout?.on('data', out(1));
     child.stderr?.on('data', out(2));
     if (child.stdin) {
-      child.stdin.on('error', () => {});
       if (x.attachStdin && conn.input) {
         void (async () => {
           try {
@@ -107,31 +88,13 @@ async function runExec(e: Engine, x: ExecRecord, conn: StreamConn | undefined): 
       if (x.running) child.kill('SIGKILL');
     });
   }
-  x.exitCode = await closed;
+  x.exitCode = await proc.exited;
   x.running = false;
-  cleanup();
   setTimeout(() => execTable(e).delete(x.id), execMemory).unref();
   if (conn) {
     await conn.drained();
     conn.end();
   }
-}
-
-/**
- * Sets the size of an exec's terminal: the pty script(1) lent runc is its child's stdin; runc
- * takes the SIGWINCH the size change sends and resizes the container's own pty to match.
- */
-async function resizeExec(x: ExecRecord, rows: number, cols: number): Promise<void> {
-  const pid = x.child?.pid;
-  if (!pid) return;
-  let child: string | undefined;
-  try {
-    child = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/)[0];
-  } catch {
-    return; // ended meanwhile
-  }
-  if (!child) return;
-  await run('stty', ['-F', `/proc/${child}/fd/0`, 'rows', String(rows), 'cols', String(cols)]).catch(() => {});
 }
 
 async function startExec(e: Engine, id: string, body: { Detach?: boolean; Tty?: boolean }, conn: () => StreamConn): Promise<void> {
@@ -222,7 +185,7 @@ export const execRoutes: Route[] = [
       const x = execOf(e, params.id as string);
       const rows = intValue(query, 'h', 0) as number;
       const cols = intValue(query, 'w', 0) as number;
-      if (x.tty && x.running && rows > 0 && cols > 0) await resizeExec(x, rows, cols);
+      if (x.tty && x.running) await x.proc?.resize({ rows, cols });
       sendEmpty(res, 200);
     },
   },

@@ -4,15 +4,17 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sh } from '../src/testutil/peers.js';
 
-/** A containerd of the benchmark's own (root, state and socket in `dir`; no CRI), the peer of berth. */
+/** A containerd of the benchmark's own (root, state and socket in `dir`), the peer of berth. */
 export interface Containerd {
   sock: string;
+  pid: number;
   /** Peak RSS of the daemon so far, MiB. */
   peakRssMiB(): Promise<number>;
   stop(): Promise<void>;
 }
 
-export async function startContainerd(dir: string): Promise<Containerd> {
+/** Without `cri`, its CRI plugin is off; with it, on, configured by those lines (under the plugin's table). */
+export async function startContainerd(dir: string, opts: { cri?: string[] } = {}): Promise<Containerd> {
   await mkdir(dir, { recursive: true });
   const sock = join(dir, 'containerd.sock');
   await writeFile(
@@ -21,11 +23,12 @@ export async function startContainerd(dir: string): Promise<Containerd> {
       'version = 2',
       `root = "${join(dir, 'root')}"`,
       `state = "${join(dir, 'state')}"`,
-      'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+      ...(opts.cri ? [] : ['disabled_plugins = ["io.containerd.grpc.v1.cri"]']),
       '[grpc]',
       `  address = "${sock}"`,
       '[ttrpc]',
       `  address = "${sock}.ttrpc"`,
+      ...(opts.cri ? ['[plugins."io.containerd.grpc.v1.cri"]', ...opts.cri] : []),
     ].join('\n'),
   );
   const daemon: ChildProcess = spawn('containerd', ['--config', join(dir, 'config.toml')], { stdio: 'ignore' });
@@ -43,6 +46,7 @@ export async function startContainerd(dir: string): Promise<Containerd> {
   }
   return {
     sock,
+    pid: daemon.pid as number,
     peakRssMiB: async () => Number(/VmHWM:\s+(\d+)/.exec(await readFile(`/proc/${daemon.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024,
     stop: async () => {
       const exited = new Promise((r) => daemon.once('exit', r));

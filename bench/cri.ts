@@ -1,17 +1,16 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import * as loader from '@grpc/proto-loader';
 import { criProto } from '../src/server/index.js';
 import { pushBusyboxImage } from '../src/testutil/busybox.js';
 import { berth, cleanupRoots } from '../src/testutil/cli.js';
 import { type BerthDaemon, startBerthDaemon } from '../src/testutil/daemon.js';
-import { removeCgroupTree } from '../src/testutil/network.js';
+import { removeCgroupTree, writePodNetwork } from '../src/testutil/network.js';
 import { startRegistry } from '../src/testutil/registry.js';
+import { startContainerd } from './containerd.js';
 import { type Comparison, median } from './harness.js';
 
 // CRI: a pod with one container (RunPodSandbox + CreateContainer + StartContainer, the image
@@ -62,19 +61,8 @@ interface Runtime {
 const hwm = async (pid: number) => Number(/VmHWM:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 async function startContainerdCri(dir: string, cniDir: string, sandboxImage: string, registry: string): Promise<Runtime> {
-  await mkdir(dir, { recursive: true });
-  const sock = join(dir, 'containerd.sock');
-  await writeFile(
-    join(dir, 'config.toml'),
-    [
-      'version = 2',
-      `root = "${join(dir, 'root')}"`,
-      `state = "${join(dir, 'state')}"`,
-      '[grpc]',
-      `  address = "${sock}"`,
-      '[ttrpc]',
-      `  address = "${sock}.ttrpc"`,
-      '[plugins."io.containerd.grpc.v1.cri"]',
+  const cd = await startContainerd(dir, {
+    cri: [
       `  sandbox_image = "${sandboxImage}"`,
       '  disable_apparmor = true',
       // this machine refuses a negative oom_score_adj (no CAP_SYS_RESOURCE): containerd's switch for that
@@ -83,49 +71,19 @@ async function startContainerdCri(dir: string, cniDir: string, sandboxImage: str
       '  [plugins."io.containerd.grpc.v1.cri".cni]',
       '    bin_dir = "/usr/lib/cni"',
       `    conf_dir = "${cniDir}"`,
-      ...(process.env.BENCH_RUNC
-        ? [
-            '  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]',
-            '    runtime_type = "io.containerd.runc.v2"',
-            '  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]',
-            `    BinaryName = "${process.env.BENCH_RUNC}"`,
-          ]
-        : []),
       `  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."${registry}"]`,
       `    endpoint = ["http://${registry}"]`,
-    ].join('\n'),
-  );
-  const daemon: ChildProcess = spawn('containerd', ['--config', join(dir, 'config.toml')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  daemon.stderr?.on('data', (d: Buffer) => {
-    if (process.env.BENCH_CONTAINERD_LOG) appendFileSync(process.env.BENCH_CONTAINERD_LOG, d);
+    ],
   });
-  let log = '';
-  daemon.stderr?.on('data', (d: Buffer) => {
-    log += d;
-  });
-  const client = criClient(sock);
-  for (let t = 0; ; t++) {
-    try {
-      await client.rpc('Version', {});
-      break;
-    } catch (err) {
-      if (t > 150) {
-        daemon.kill('SIGKILL');
-        throw new Error(`containerd's CRI did not answer: ${(err as Error).message}\n${log.slice(-2000)}`);
-      }
-      await sleep(100);
-    }
-  }
+  const client = criClient(cd.sock);
   return {
     name: 'containerd 1.6 CRI',
     rpc: client.rpc,
     image: '',
-    peakRssMiB: () => hwm(daemon.pid as number),
+    peakRssMiB: () => cd.peakRssMiB(),
     stop: async () => {
       client.close();
-      const exited = new Promise((r) => daemon.once('exit', r));
-      daemon.kill('SIGTERM');
-      await exited;
+      await cd.stop();
     },
   };
 }
@@ -177,24 +135,7 @@ export async function criBench(opts: { runs?: number; concurrent?: number } = {}
   let daemon: BerthDaemon | undefined;
   let containerd: Runtime | undefined;
   try {
-    await mkdir(cniDir, { recursive: true });
-    await writeFile(
-      join(cniDir, '10-bench.conflist'),
-      JSON.stringify({
-        cniVersion: '0.4.0',
-        name: `cri-bench-${process.pid}`,
-        plugins: [
-          {
-            type: 'bridge',
-            bridge,
-            isGateway: true,
-            ipMasq: false,
-            ipam: { type: 'host-local', ranges: [[{ subnet: '10.204.0.0/16' }]], routes: [{ dst: '0.0.0.0/0' }] },
-          },
-          { type: 'portmap', capabilities: { portMappings: true } },
-        ],
-      }),
-    );
+    await writePodNetwork(cniDir, { name: `cri-bench-${process.pid}`, bridge, subnet: '10.204.0.0/16' });
     const ref = await pushBusyboxImage(dir, registry.host, 'bench/busybox');
     daemon = await startBerthDaemon(root, join(dir, 'run'), ['--cri', `unix://${join(dir, 'run', 'cri.sock')}`, '--cni-conf-dir', cniDir]);
     const b = criClient(join(dir, 'run', 'cri.sock'));

@@ -100,6 +100,7 @@ export async function createPodContainer(
   sandboxConfig?: PodSandboxConfig,
 ): Promise<string> {
   const sb = await pods.sandbox(sandboxRef);
+  if (sb.state !== 'SANDBOX_READY') throw new FailedPreconditionError(`pod sandbox ${sb.id} is not ready: no container can be made in it`);
   const podConfig = sandboxConfig?.metadata ? sandboxConfig : sb.pod.config;
   const m = podConfig.metadata ?? {};
   const name = config.metadata?.name;

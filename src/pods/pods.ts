@@ -4,7 +4,7 @@ import { type FSWatcher, watch } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { hostname as hostName } from 'node:os';
 import type { Container, Containers } from '../containers/index.js';
-import { hasCode, NotFoundError } from '../errdefs/index.js';
+import { hasCode, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
 import { netnsPath } from '../network/index.js';
 import type { Berth } from '../services/index.js';
 import { ensurePauseImage } from './pause-image.js';
@@ -157,7 +157,7 @@ export class Pods {
     if (runtimeHandler !== '' && runtimeHandler !== 'runc')
       throw new NotFoundError(`runtime handler "${runtimeHandler}" is not known: berth has "runc" (the default)`);
     const m = config.metadata ?? {};
-    if (!m.name || !m.uid || !m.namespace) throw new NotFoundError('pod sandbox metadata needs name, uid and namespace');
+    if (!m.name || !m.uid || !m.namespace) throw new InvalidArgumentError('pod sandbox metadata needs name, uid and namespace');
     const pause = await this.pauseImage();
     const sec = config.linux?.security_context ?? {};
     const nsOpts = sec.namespace_options ?? {};

@@ -15,7 +15,7 @@ import * as loader from '@grpc/proto-loader';
 import { WebSocket } from 'ws';
 import { berth, ok } from '../testutil/cli.js';
 import { daemonFixture, startBerthDaemon } from '../testutil/daemon.js';
-import { removeCgroupTree } from '../testutil/network.js';
+import { removeCgroupTree, writePodNetwork } from '../testutil/network.js';
 import { criProto } from './index.js';
 
 type Call = (req: object) => Promise<Record<string, any>>;
@@ -82,25 +82,7 @@ const fx = daemonFixture('cri', {
   daemonArgs: async (f) => {
     cniDir = join(f.work, 'net.d');
     logDir = join(f.work, 'pods');
-    await mkdir(cniDir, { recursive: true });
-    await writeFile(
-      join(cniDir, '10-test.conflist'),
-      JSON.stringify({
-        cniVersion: '1.0.0',
-        name: `cri-test-${process.pid}`,
-        plugins: [
-          {
-            type: 'bridge',
-            bridge,
-            isGateway: true,
-            ipMasq: false,
-            hairpinMode: true,
-            ipam: { type: 'host-local', ranges: [[{ subnet: `${subnet}.0/24` }]], routes: [{ dst: '0.0.0.0/0' }] },
-          },
-          { type: 'portmap', capabilities: { portMappings: true } },
-        ],
-      }),
-    );
+    await writePodNetwork(cniDir, { name: `cri-test-${process.pid}`, bridge, subnet: `${subnet}.0/24` });
     return ['--cri', `unix://${join(f.work, 'run', 'cri.sock')}`, '--cni-conf-dir', cniDir];
   },
   ready: async (f) => {

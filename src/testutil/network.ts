@@ -1,6 +1,7 @@
 // Test support: what the host holds for a container's networking.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 const leases = '/var/lib/cni/networks';
@@ -42,4 +43,27 @@ export function removeCgroupTree(top: string): void {
       } catch {} // busy: a process still in it
     }
   }
+}
+
+/** Writes a pods' CNI config as kubelet's network plugin would (bridge, host-local, portmap) into `dir`. */
+export async function writePodNetwork(dir: string, net: { name: string; bridge: string; subnet: string }): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  await writeFile(
+    join(dir, '10-pods.conflist'),
+    JSON.stringify({
+      cniVersion: '0.4.0',
+      name: net.name,
+      plugins: [
+        {
+          type: 'bridge',
+          bridge: net.bridge,
+          isGateway: true,
+          ipMasq: false,
+          hairpinMode: true,
+          ipam: { type: 'host-local', ranges: [[{ subnet: net.subnet }]], routes: [{ dst: '0.0.0.0/0' }] },
+        },
+        { type: 'portmap', capabilities: { portMappings: true } },
+      ],
+    }),
+  );
 }

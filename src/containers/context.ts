@@ -50,6 +50,8 @@ export class ContainerContext {
     return {
       dir,
       rootfs: join(dir, 'rootfs'),
+      /** The tmpfs a `shareable` IPC container's /dev/shm is, there for those that join it. */
+      shm: join(dir, 'shm'),
       log: join(dir, 'container.log'),
       persist: join(dir, 'state'),
       spec: join(dir, 'config.json'),

@@ -7,7 +7,7 @@ import type { ContainerState } from '../metadata/index.js';
 import { deleteNetns, type Endpoint, netnsPath } from '../network/index.js';
 import { type Attachment, attach, exitStatus, launchMonitor, type Monitor } from '../runtime/index.js';
 import { isMountPoint, mountAll, unmount } from '../snapshots/index.js';
-import { cliEntry } from '../sys/index.js';
+import { cliEntry, MS, mount as sysMount } from '../sys/index.js';
 import type { ContainerContext } from './context.js';
 import { mountPoints, prepareVolumes } from './mounts.js';
 import { attachedNetworkIds, attachNetworks, planNetwork, releaseNetworks, syncHosts } from './network.js';
@@ -123,6 +123,8 @@ async function release(ctx: ContainerContext, rec: Container, opts: { removeSnap
   const ours = async () => {
     await rm(join(p.exitDir, rec.id), { force: true });
     if (isMountPoint(p.rootfs)) await unmount(p.rootfs);
+    // a shared /dev/shm goes with its owner's run (those that joined it have stopped with it)
+    if (isMountPoint(p.shm)) await unmount(p.shm);
     if (opts.removeSnapshot) {
       await ctx
         .snapshots(rec)
@@ -194,6 +196,10 @@ export async function startContainer(ctx: ContainerContext, ref: string, opts: S
       mkdirSync(p.socketDir, { recursive: true });
       await rm(join(p.exitDir, rec.id), { force: true });
       if (!isMountPoint(p.rootfs)) await mountAll(await ctx.snapshots(rec).mounts(rec.snapshotKey), p.rootfs);
+      if (rec.config.HostConfig.IpcMode === 'shareable' && !isMountPoint(p.shm)) {
+        mkdirSync(p.shm, { recursive: true, mode: 0o755 });
+        sysMount('shm', p.shm, 'tmpfs', MS.NOSUID | MS.NODEV | MS.NOEXEC, 'mode=1777,size=65536k');
+      }
       const volumePaths = await prepareVolumes(ctx, rec, p.rootfs);
       const spec = containerSpec(ctx, rec, plan, volumePaths);
       await writeFile(p.spec, JSON.stringify(spec));

@@ -14,6 +14,7 @@ import {
   type SpecInput,
   type SpecMount,
 } from '../runtime/index.js';
+import { isMountPoint } from '../snapshots/index.js';
 import { lookPath } from '../sys/index.js';
 import type { ContainerContext } from './context.js';
 import { mountPoints } from './mounts.js';
@@ -111,6 +112,7 @@ export function containerSpec(ctx: ContainerContext, rec: Container, plan: Netwo
     noNewPrivileges: sec.noNewPrivileges,
     network: plan.namespace,
     share: sharedNamespaces(ctx, h),
+    ...shmSource(ctx, rec),
     devices: (h.Devices ?? []).map(hostDevice),
     mounts,
     cgroupsPath: cgroupPath(rec),
@@ -150,6 +152,15 @@ function sharedNamespaces(ctx: ContainerContext, h: Container['config']['HostCon
     } else if (mode && !['private', 'shareable', ''].includes(mode)) throw new InvalidArgumentError(`invalid ${kind} mode "${mode}"`);
   }
   return out;
+}
+
+/** /dev/shm from the host: its own for `shareable` IPC, the other's for `container:ID` when that one shares it. */
+function shmSource(ctx: ContainerContext, rec: Container): { shm?: string } {
+  const mode = rec.config.HostConfig.IpcMode ?? '';
+  const owner = mode === 'shareable' ? rec.id : mode.startsWith('container:') ? ctx.find(mode.slice('container:'.length)).id : undefined;
+  if (owner === undefined) return {};
+  const shm = ctx.paths(owner).shm;
+  return isMountPoint(shm) ? { shm } : {};
 }
 
 /** A `--device` entry as the spec's device node: the host node's type and numbers. @throws InvalidArgumentError */

@@ -108,6 +108,8 @@ export interface SpecInput {
   network?: 'none' | 'host' | { path: string };
   /** The PID, IPC and UTS namespaces: the host's, or another process's (a path); absent, one of its own. */
   share?: Partial<Record<'pid' | 'ipc' | 'uts', 'host' | { path: string }>>;
+  /** A host directory (a tmpfs) bound at /dev/shm instead of a tmpfs of its own: docker's shared IPC. */
+  shm?: string;
   /** Host devices made in the container's /dev, and allowed by its device cgroup. */
   devices?: LinuxDevice[];
   /** Mounts after the standard ones (binds, tmpfs, /etc/hosts…), in order. */
@@ -152,7 +154,9 @@ export function buildSpec(input: SpecInput): RuntimeSpec {
       source: 'devpts',
       options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'],
     },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    input.shm
+      ? { destination: '/dev/shm', type: 'bind', source: input.shm, options: ['rbind', 'rprivate', 'nosuid', 'noexec', 'nodev'] }
+      : { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', ...ro] },
     { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['nosuid', 'noexec', 'nodev', 'relatime', ...ro] },

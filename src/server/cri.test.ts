@@ -239,6 +239,9 @@ describe('CRI', () => {
     await assert.rejects(cri.runtime.ExecSync({ container_id: server, cmd: ['sleep', '5'], timeout: '1' }), {
       code: grpc.status.DEADLINE_EXCEEDED,
     });
+    // one IPC namespace and one /dev/shm for the pod
+    await cri.runtime.ExecSync({ container_id: server, cmd: ['sh', '-c', 'echo shared > /dev/shm/x'] });
+    assert.equal((await cri.runtime.ExecSync({ container_id: clientId, cmd: ['cat', '/dev/shm/x'] })).stdout.toString(), 'shared\n');
 
     // the log, in CRI's format, where kubelet reads it
     const cs = await cri.runtime.ContainerStatus({ container_id: clientId });
@@ -248,7 +251,14 @@ describe('CRI', () => {
       return text.includes('partial') ? text : undefined;
     });
     const stamp = '\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d{1,9})?(Z|[+-]\\d\\d:\\d\\d)';
-    assert.match(log, new RegExp(`^${stamp} stdout F pod-local\\n${stamp} stderr F to-stderr\\n${stamp} stdout P partial\\n$`));
+    // each line `<time> <stream> <P|F> <text>`; the two streams' lines may interleave either way
+    assert.ok(log.endsWith('\n'));
+    const lines = log.slice(0, -1).split('\n');
+    const parsed = lines.map((l) => new RegExp(`^${stamp} (stdout|stderr) (P|F) (.*)$`).exec(l));
+    assert.ok(parsed.every(Boolean), `a line not in CRI's format: ${JSON.stringify(lines)}`);
+    const stream = (name: string) => parsed.filter((m) => m?.[3] === name).map((m) => `${m?.[4]} ${m?.[5]}`);
+    assert.deepEqual(stream('stdout'), ['F pod-local', 'P partial']);
+    assert.deepEqual(stream('stderr'), ['F to-stderr']);
 
     // stats: CPU and memory of the container; the pod's with its network
     const stats = (await cri.runtime.ContainerStats({ container_id: server })).stats;

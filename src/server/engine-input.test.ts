@@ -117,7 +117,7 @@ test('engine API: a client that goes mid-stream, and an attach client that stops
   await alive();
 });
 
-test("engine API: exec resize sets the size of an exec's terminal", async () => {
+test("engine API: exec resize and the start's ConsoleSize set the size of an exec's terminal", async () => {
   const c = JSON.parse((await call('POST', '/containers/create', JSON.stringify({ Image: fx.image, Cmd: ['sleep', '60'] }))).body) as {
     Id: string;
   };
@@ -146,6 +146,12 @@ test("engine API: exec resize sets the size of an exec's terminal", async () => 
   await closed;
   assert.match(out, /^HTTP\/1.1 101 UPGRADED\r\n/);
   assert.match(out, /\r\n\r\n30 100\r?\n$/);
+  // the size the start gives (API 1.42's ConsoleSize, what the docker CLI sends) is there from the first instant
+  const sized = JSON.parse(
+    (await call('POST', `/containers/${c.Id}/exec`, JSON.stringify({ Cmd: ['stty', 'size'], Tty: true, AttachStdout: true }))).body,
+  ) as { Id: string };
+  const started = await call('POST', `/exec/${sized.Id}/start`, JSON.stringify({ Detach: false, Tty: true, ConsoleSize: [25, 70] }));
+  assert.match(started.body, /^25 70\r?\n$/);
   assert.equal((await call('DELETE', `/containers/${c.Id}?force=1`)).status, 204);
 });
 

@@ -80,7 +80,7 @@ export function shutdown(fd: number, how: 'write' | 'both'): void {
 }
 
 /** mount(2) flags berth uses. */
-export const MS = { RDONLY: 1, REMOUNT: 32, BIND: 4096, REC: 16384 } as const;
+export const MS = { RDONLY: 1, NOSUID: 2, NODEV: 4, NOEXEC: 8, REMOUNT: 32, BIND: 4096, REC: 16384 } as const;
 
 /** mount(2): a filesystem (overlay with its options as `data`), or a bind (`fstype` null, flags MS.BIND). */
 export function mount(source: string, target: string, fstype: string | null, flags: number, data: string | null = null): void {

@@ -23,6 +23,8 @@ interface ExecRecord {
   started: boolean;
   exitCode: number | null;
   pid: number;
+  /** The terminal's size from the start. */
+  size?: { rows: number; cols: number };
   proc?: ExecProcess;
 }
 
@@ -57,6 +59,7 @@ async function runExec(e: Engine, x: ExecRecord, conn: StreamConn | undefined): 
     privileged: x.privileged,
     stdin: x.attachStdin,
     detach: conn === undefined,
+    ...(x.size ? { size: x.size } : {}),
     ...(x.workingDir ? { workingDir: x.workingDir } : {}),
     ...(x.user ? { user: x.user } : {}),
   });
@@ -97,19 +100,28 @@ async function runExec(e: Engine, x: ExecRecord, conn: StreamConn | undefined): 
   }
 }
 
-async function startExec(e: Engine, id: string, body: { Detach?: boolean; Tty?: boolean }, conn: () => StreamConn): Promise<void> {
+/** The exec start body: `ConsoleSize` is `[height, width]` (API 1.42), what the docker CLI sends for a TTY. */
+interface ExecStart {
+  Detach?: boolean;
+  Tty?: boolean;
+  ConsoleSize?: [number, number] | null;
+}
+
+async function startExec(e: Engine, id: string, body: ExecStart, conn: () => StreamConn): Promise<void> {
   const x = execOf(e, id);
   if (x.started) throw new FailedPreconditionError(`exec ${id} has already been started`);
   const c = await e.containers.get(x.containerId);
   if (c.state.status !== 'running') throw new FailedPreconditionError(`container ${c.id} is not running`);
   x.started = true;
   if (body.Tty !== undefined) x.tty = body.Tty || x.tty;
+  const [rows, cols] = Array.isArray(body.ConsoleSize) ? body.ConsoleSize : [];
+  if (Number.isInteger(rows) && Number.isInteger(cols)) x.size = { rows: rows as number, cols: cols as number };
   await runExec(e, x, body.Detach ? undefined : conn());
 }
 
 async function execStartUpgrade(e: Engine, r: UpgradeRequest): Promise<void> {
   const { body, rest } = await upgradeBody(r.req, r.socket, r.head);
-  const b = body as { Detach?: boolean; Tty?: boolean };
+  const b = body as ExecStart;
   const x = execOf(e, r.params.id as string);
   await startExec(e, x.id, b, () => hijack(r.socket, rest, (b.Tty ?? x.tty) ? rawStream : multiplexedStream));
   if (b.Detach) {
@@ -165,7 +177,7 @@ export const execRoutes: Route[] = [
     method: 'POST',
     pattern: '/exec/{id}/start',
     handle: async (e, r) => {
-      const body = await readJSON<{ Detach: boolean; Tty: boolean }>(r.req);
+      const body = await readJSON<ExecStart>(r.req);
       const x = execOf(e, r.params.id as string);
       if (body.Detach) {
         await startExec(e, x.id, body, () => {

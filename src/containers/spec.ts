@@ -1,5 +1,6 @@
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { type BigIntStats, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
+import { deviceNumbers } from '../archive/index.js';
 import { FailedPreconditionError, InvalidArgumentError, withContext } from '../errdefs/index.js';
 import {
   buildSpec,
@@ -165,20 +166,18 @@ function shmSource(ctx: ContainerContext, rec: Container): { shm?: string } {
 
 /** A `--device` entry as the spec's device node: the host node's type and numbers. @throws InvalidArgumentError */
 function hostDevice(d: { PathOnHost: string; PathInContainer: string; CgroupPermissions: string }): LinuxDevice {
-  let st: ReturnType<typeof statSync>;
+  let st: BigIntStats;
   try {
-    st = statSync(d.PathOnHost);
+    st = statSync(d.PathOnHost, { bigint: true });
   } catch (err) {
     throw new InvalidArgumentError(`device "${d.PathOnHost}": ${(err as Error).message}`);
   }
   if (!st.isCharacterDevice() && !st.isBlockDevice()) throw new InvalidArgumentError(`"${d.PathOnHost}" is not a device`);
-  const rdev = st.rdev;
   return {
     path: d.PathInContainer || d.PathOnHost,
     type: st.isCharacterDevice() ? 'c' : 'b',
-    major: Math.floor(rdev / 256) & 0xfff,
-    minor: (rdev & 0xff) | (Math.floor(rdev / 4096) & 0xfff00),
-    fileMode: st.mode & 0o777,
+    ...deviceNumbers(st.rdev),
+    fileMode: Number(st.mode & 0o777n),
     uid: 0,
     gid: 0,
     access: d.CgroupPermissions || 'rwm',

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { hasCode } from '../errdefs/index.js';
 import { pull } from '../images/index.js';
 import { formatReference, isDigest, parseReference, type Reference } from '../oci/index.js';
-import type { Credentials, Session } from '../remotes/index.js';
+import { authConfigCredentials, type Credentials, type Session } from '../remotes/index.js';
 import { findImages, type ImageRow, imageIdOf, imageRows, removeImages } from '../services/index.js';
 import { pauseImageName } from './pause-image.js';
 import type { Pods } from './pods.js';
@@ -37,15 +37,12 @@ export function normalizeImage(raw: string): Reference {
 
 /** The registry credentials of a CRI AuthConfig. */
 export function criCredentials(a: CriAuth | undefined): Credentials | undefined {
-  if (!a) return undefined;
-  if (a.identity_token) return { username: '<token>', secret: a.identity_token };
-  let { username, password } = a;
-  if (!username && a.auth) {
-    const plain = Buffer.from(a.auth, 'base64').toString('utf8');
-    const i = plain.indexOf(':');
-    if (i > 0) [username, password] = [plain.slice(0, i), plain.slice(i + 1)];
-  }
-  return username ? { username, secret: password ?? '' } : undefined;
+  return a && authConfigCredentials({ ...a, ...(a.identity_token ? { identitytoken: a.identity_token } : {}) });
+}
+
+/** `repo@sha256:…`: the repository of a name and the digest its record points at (an index for a multi-platform image). */
+export function repoDigest(ref: Reference, target: string): string {
+  return `${formatReference({ ...ref, tag: undefined, digest: undefined })}@${target}`;
 }
 
 function imageOf(rows: ImageRow[]): CriImage {
@@ -56,11 +53,11 @@ function imageOf(rows: ImageRow[]): CriImage {
   for (const row of rows) {
     if (!row.ref) continue;
     if (row.ref.tag !== undefined) tags.push(formatReference(row.ref));
-    digests.add(`${formatReference({ ...row.ref, tag: undefined, digest: undefined })}@${row.image.target.digest}`);
+    digests.add(repoDigest(row.ref, row.image.target.digest));
   }
   const user = r?.config.value.config?.User?.split(':')[0] ?? '';
   // `image size`'s Content: the index (when the name points at one), the manifest, config and layers
-  const index = r && first.image.target.digest !== r.manifestDesc.digest ? first.image.target.size : 0;
+  const index = r?.index ? r.target.size : 0;
   const size = r ? index + r.manifestDesc.size + r.config.raw.length + r.manifest.value.layers.reduce((n, l) => n + l.size, 0) : 0;
   return {
     id: imageIdOf(first) as string,

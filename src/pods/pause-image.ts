@@ -1,6 +1,6 @@
 import { createReadStream, statSync } from 'node:fs';
 import { encodeHeader, headerOf, TAR_END, tarPadding } from '../archive/index.js';
-import { NotFoundError } from '../errdefs/index.js';
+import { hasCode, NotFoundError } from '../errdefs/index.js';
 import { commitImage, type ResolvedImage } from '../images/index.js';
 import type { NamespaceScope } from '../metadata/index.js';
 import { lookupImage } from '../services/index.js';
@@ -18,7 +18,7 @@ export async function ensurePauseImage(ns: NamespaceScope): Promise<{ name: stri
   try {
     return await lookupImage(ns, pauseImageName);
   } catch (err) {
-    if (!(err instanceof NotFoundError) && (err as { code?: string }).code !== 'NOT_FOUND') throw err;
+    if (!hasCode(err, 'NOT_FOUND')) throw err;
   }
   let bin: string;
   try {

@@ -1,11 +1,11 @@
-import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { ContainerHostConfig, CreateContainerOpts, MountRequest } from '../containers/index.js';
 import { DeadlineExceededError, FailedPreconditionError, hasCode, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
-import { formatReference, isDigest, parseReference } from '../oci/index.js';
+import { isDigest, parseReference } from '../oci/index.js';
 import { lookupImage } from '../services/index.js';
-import { type PodContainer, type Pods, podContainerOf } from './pods.js';
+import { repoDigest } from './images.js';
+import { namePart, type PodContainer, type Pods, podContainerOf } from './pods.js';
 import {
   type ContainerConfig,
   containerKey,
@@ -20,15 +20,13 @@ import {
 // IPC and UTS namespaces (and its PID namespace when the pod shares one), under the pod's cgroup,
 // logging where kubelet reads.
 
-const namePart = (s: string | number | undefined) => String(s ?? '').replace(/[^a-zA-Z0-9_.-]/g, '-');
 const int = (v: string | undefined) => (v === undefined ? 0 : Number(v));
 
-/** `repo@sha256:…` of an image record's name, when the name is a reference. */
-function repoDigest(name: string, target?: string): string | undefined {
+/** The repo digest of an image record's name, when the name is a reference (not an image ID). */
+function imageRefOf(name: string, target: string): string | undefined {
   if (isDigest(name)) return undefined;
   try {
-    const r = parseReference(name);
-    return r.digest ? formatReference(r) : target ? `${formatReference({ ...r, tag: undefined })}@${target}` : undefined;
+    return repoDigest(parseReference(name), target);
   } catch {
     return undefined;
   }
@@ -131,7 +129,7 @@ export async function createPodContainer(
     config,
     sandboxId: sb.id,
     image: imageName,
-    imageRef: repoDigest(image.name, image.resolved.manifestDesc.digest) ?? image.resolved.config.digest,
+    imageRef: imageRefOf(image.name, image.resolved.target.digest) ?? image.resolved.config.digest,
     imageId: image.resolved.config.digest,
   };
   const opts: CreateContainerOpts = {
@@ -227,39 +225,31 @@ export async function execSync(
   timeout: number,
 ): Promise<{ stdout: Buffer; stderr: Buffer; exitCode: number }> {
   const c = await podContainer(pods, ref);
-  const { runcArgs, cleanup } = await pods.containers.execArgs(c.id, { cmd });
-  try {
-    const child = spawn(pods.containers.runc.bin, runcArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const collect = (stream: NodeJS.ReadableStream) => {
-      const parts: Buffer[] = [];
-      let n = 0;
-      stream.on('data', (d: Buffer) => {
-        if (n >= outputCap) return;
-        parts.push(d.subarray(0, outputCap - n));
-        n += d.length;
-      });
-      return parts;
-    };
-    const out = collect(child.stdout);
-    const err = collect(child.stderr);
-    let timedOut = false;
-    const timer =
-      timeout > 0
-        ? setTimeout(() => {
-            timedOut = true;
-            child.kill('SIGKILL');
-          }, timeout * 1000)
-        : undefined;
-    const code = await new Promise<number>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', (code, signal) => resolve(code ?? 128 + (signal ? 9 : 0)));
+  const { child, exited } = await pods.containers.spawnExec(c.id, { cmd });
+  const collect = (stream: NodeJS.ReadableStream | null) => {
+    const parts: Buffer[] = [];
+    let n = 0;
+    stream?.on('data', (d: Buffer) => {
+      if (n >= outputCap) return;
+      parts.push(d.subarray(0, outputCap - n));
+      n += d.length;
     });
-    clearTimeout(timer);
-    if (timedOut) throw new DeadlineExceededError(`command ${JSON.stringify(cmd)} timed out after ${timeout}s`);
-    return { stdout: Buffer.concat(out), stderr: Buffer.concat(err), exitCode: code };
-  } finally {
-    cleanup();
-  }
+    return parts;
+  };
+  const out = collect(child.stdout);
+  const err = collect(child.stderr);
+  let timedOut = false;
+  const timer =
+    timeout > 0
+      ? setTimeout(() => {
+          timedOut = true;
+          child.kill('SIGKILL');
+        }, timeout * 1000)
+      : undefined;
+  const code = await exited;
+  clearTimeout(timer);
+  if (timedOut) throw new DeadlineExceededError(`command ${JSON.stringify(cmd)} timed out after ${timeout}s`);
+  return { stdout: Buffer.concat(out), stderr: Buffer.concat(err), exitCode: code };
 }
 
 /** UpdateContainerResources: recorded, and applied now when it runs. */
@@ -276,8 +266,7 @@ export async function updatePodContainer(pods: Pods, ref: string, r: LinuxContai
     ...c.ext,
     config: { ...c.ext.config, linux: { ...c.ext.config.linux, resources: { ...c.ext.config.linux?.resources, ...r } } },
   };
-  const rec = pods.ns.containers.find<typeof c.container.config>(c.id);
-  pods.ns.containers.setConfig(c.id, { ...rec.config, Extensions: { ...rec.config.Extensions, [containerKey]: ext } });
+  pods.setExtension(c.id, containerKey, ext);
 }
 
 /** Where a container's mount came from, for ContainerStatus. */

@@ -59,6 +59,9 @@ export function podNetworkStatus(dir: string): { ready: boolean; reason?: string
 /** The netns key of a pod: its namespace is /run/netns/berth-pod-<id>, apart from any container's. */
 const netnsKey = (sandboxId: string) => `pod-${sandboxId}`;
 
+/** Where a pod's network namespace is bound. */
+export const podNetnsPath = (sandboxId: string) => netnsPath(netnsKey(sandboxId));
+
 function runtimeOf(sandboxId: string, netns: string, config: PodSandboxConfig) {
   const m = config.metadata ?? {};
   const ports = (config.port_mappings ?? [])
@@ -105,7 +108,7 @@ export async function attachPod(
 
 /** DEL and the namespace's removal: releases the address, the port rules and the veth. Safe to repeat. */
 export async function detachPod(dir: string, sandboxId: string, config: PodSandboxConfig): Promise<void> {
-  const netns = netnsPath(netnsKey(sandboxId));
+  const netns = podNetnsPath(sandboxId);
   const net = loadPodNetwork(dir);
   try {
     if (net) await cniDel(net.list, runtimeOf(sandboxId, existsSync(netns) ? netns : '', config));

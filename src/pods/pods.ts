@@ -5,10 +5,9 @@ import { mkdir } from 'node:fs/promises';
 import { hostname as hostName } from 'node:os';
 import type { Container, Containers } from '../containers/index.js';
 import { hasCode, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
-import { netnsPath } from '../network/index.js';
 import type { Berth } from '../services/index.js';
 import { ensurePauseImage } from './pause-image.js';
-import { attachPod, defaultCniConfDir, detachPod, podNetworkStatus } from './pod-network.js';
+import { attachPod, defaultCniConfDir, detachPod, podNetnsPath, podNetworkStatus } from './pod-network.js';
 import {
   type ContainerState,
   containerKey,
@@ -53,8 +52,8 @@ export interface PodEvent {
 /** The namespace CRI works in, as containerd keeps `k8s.io` for kubelet. */
 export const criNamespace = 'k8s.io';
 
-/** A pod name part as berth's container names allow it (kubelet's names already do). */
-const namePart = (s: string | number | undefined) => String(s ?? '').replace(/[^a-zA-Z0-9_.-]/g, '-');
+/** A part of a berth container's name (kubelet's names already fit; anything else becomes `-`). */
+export const namePart = (s: string | number | undefined) => String(s ?? '').replace(/[^a-zA-Z0-9_.-]/g, '-');
 
 /**
  * Kubernetes pods on berth, as CRI describes them: each pod a sandbox (a pause process holding the
@@ -134,6 +133,12 @@ export class Pods {
     return this.#pause;
   }
 
+  /** Replaces what CRI keeps under `key` in a container's record. */
+  setExtension(id: string, key: string, value: unknown): void {
+    const rec = this.ns.containers.find<Container['config']>(id);
+    this.ns.containers.setConfig(id, { ...rec.config, Extensions: { ...rec.config.Extensions, [key]: value } });
+  }
+
   /** Every sandbox of the namespace, newest first. */
   async sandboxes(): Promise<Sandbox[]> {
     return (await this.containers.list()).filter((c) => c.labels[typeLabel] === 'sandbox').map(sandboxOf);
@@ -176,7 +181,7 @@ export class Pods {
         'io.kubernetes.pod.uid': m.uid,
       },
       host: {
-        NetworkMode: hostNet ? 'host' : `ns:${netnsPath(`pod-${id}`)}`,
+        NetworkMode: hostNet ? 'host' : `ns:${podNetnsPath(id)}`,
         IpcMode: nsOpts.ipc === 'NODE' ? 'host' : 'shareable',
         PidMode: nsOpts.pid === 'NODE' ? 'host' : '',
         UTSMode: hostNet ? 'host' : '',
@@ -270,8 +275,7 @@ export class Pods {
     await detachPod(this.cniConfDir, sb.id, sb.pod.config);
     if (sb.pod.ip || sb.pod.netns) {
       const { ip: _ip, netns: _netns, ...rest } = sb.pod;
-      const rec = this.containers.ns.containers.find<Container['config']>(sb.id);
-      this.ns.containers.setConfig(sb.id, { ...rec.config, Extensions: { ...rec.config.Extensions, [podKey]: rest } });
+      this.setExtension(sb.id, podKey, rest);
     }
   }
 

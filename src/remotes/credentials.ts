@@ -11,6 +11,25 @@ export interface Credentials {
   secret: string;
 }
 
+/**
+ * Credentials a client sent in docker's auth config shape (the Engine API's X-Registry-Auth, CRI's
+ * AuthConfig): an identity token, a user and password, or `auth` (base64 `user:password`); none
+ * when it holds none.
+ */
+export function authConfigCredentials(
+  v: { username?: string; password?: string; auth?: string; identitytoken?: string } | undefined,
+): Credentials | undefined {
+  if (!v) return undefined;
+  if (v.identitytoken) return { username: '<token>', secret: v.identitytoken };
+  let { username, password } = v;
+  if (!username && v.auth) {
+    const plain = Buffer.from(v.auth, 'base64').toString('utf8');
+    const i = plain.indexOf(':');
+    if (i > 0) [username, password] = [plain.slice(0, i), plain.slice(i + 1)];
+  }
+  return username ? { username, secret: password ?? '' } : undefined;
+}
+
 /** `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`: the file docker, podman and skopeo share. */
 export function dockerConfigPath(): string {
   return join(process.env.DOCKER_CONFIG || join(homedir(), '.docker'), 'config.json');

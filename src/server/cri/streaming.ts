@@ -69,10 +69,7 @@ class Channels {
     const end = Date.now() + ms;
     for (;;) {
       const m = this.#early?.find(([ch]) => ch === 4);
-      if (m) {
-        const s = JSON.parse(m[1].toString()) as { Width?: number; Height?: number };
-        return { rows: s.Height ?? 0, cols: s.Width ?? 0 };
-      }
+      if (m) return terminalSize(m[1]);
       if (Date.now() >= end || this.ws.readyState !== this.ws.OPEN) return undefined;
       await new Promise((r) => setTimeout(r, 5));
     }
@@ -88,6 +85,12 @@ class Channels {
   close(): void {
     if (this.ws.readyState === this.ws.OPEN) this.ws.close(1000);
   }
+}
+
+/** A resize message (channel 4): `{"Width":W,"Height":H}`. */
+function terminalSize(data: Buffer): { rows: number; cols: number } {
+  const s = JSON.parse(data.toString()) as { Width?: number; Height?: number };
+  return { rows: s.Height ?? 0, cols: s.Width ?? 0 };
 }
 
 /** The Status remotecommand's v4 and v5 end with on the error channel. */
@@ -194,10 +197,8 @@ export class StreamingServer {
     if (r.stderr && !r.tty) child.stderr?.on('data', (d: Buffer) => ch.send(2, d));
     ch.onMessage((channel, data) => {
       if (channel === 0 && r.stdin) child.stdin?.write(data);
-      else if (channel === 4) {
-        const size = JSON.parse(data.toString()) as { Width?: number; Height?: number };
-        void proc.resize({ rows: size.Height ?? 0, cols: size.Width ?? 0 });
-      } else if (channel === 255 && data[0] === 0 && !r.tty) child.stdin?.end();
+      else if (channel === 4) void proc.resize(terminalSize(data));
+      else if (channel === 255 && data[0] === 0 && !r.tty) child.stdin?.end();
     });
     ch.ws.on('close', () => {
       if (child.exitCode === null) child.kill('SIGKILL');
@@ -215,8 +216,8 @@ export class StreamingServer {
     ch.onMessage((channel, data) => {
       if (channel === 0 && r.stdin) a.write(data);
       else if (channel === 4) {
-        const size = JSON.parse(data.toString()) as { Width?: number; Height?: number };
-        if (size.Width && size.Height) this.#pods.containers.resize(c.id, { rows: size.Height, cols: size.Width });
+        const size = terminalSize(data);
+        if (size.rows > 0 && size.cols > 0) this.#pods.containers.resize(c.id, size);
       } else if (channel === 255 && data[0] === 0) a.closeStdin();
     });
     ch.ws.on('close', () => a.close());

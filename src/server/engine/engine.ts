@@ -4,7 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Container, Containers, RestartPolicy } from '../../containers/index.js';
 import { hasCode, InvalidArgumentError } from '../../errdefs/index.js';
-import { type Credentials, Session, type SessionOpts } from '../../remotes/index.js';
+import { authConfigCredentials, type Credentials, Session, type SessionOpts } from '../../remotes/index.js';
 import type { Monitor } from '../../runtime/index.js';
 import { type Berth, exitCodeOf } from '../../services/index.js';
 import { EventLog } from './events.js';
@@ -100,7 +100,7 @@ export class Engine {
   session(domain: string, header: string | undefined): Session {
     const auth: Record<string, Credentials> = {};
     if (header && header.trim() !== '') {
-      const creds = credentialsOf(decodeAuthHeader(header, 'X-Registry-Auth') as AuthConfig);
+      const creds = authConfigCredentials(decodeAuthHeader(header, 'X-Registry-Auth') as AuthConfig);
       if (creds) auth[domain] = creds;
     }
     return new Session({ ...this.opts.session, credentialsFile: null, auth });
@@ -112,7 +112,7 @@ export class Engine {
     if (header && header.trim() !== '') {
       const map = decodeAuthHeader(header, 'X-Registry-Config') as Record<string, AuthConfig>;
       for (const [server, v] of Object.entries(map ?? {})) {
-        const creds = credentialsOf(v);
+        const creds = authConfigCredentials(v);
         if (creds) auth[registryDomain(server)] = creds;
       }
     }
@@ -325,19 +325,6 @@ function decodeAuthHeader(header: string, name: string): unknown {
   } catch {
     throw new InvalidArgumentError(`invalid ${name} header: not base64url JSON`);
   }
-}
-
-/** Credentials from a docker auth config: a token, a user and password, or `auth` (base64 `user:password`). */
-function credentialsOf(v: AuthConfig | undefined): Credentials | undefined {
-  if (!v) return undefined;
-  if (v.auth && !v.username) {
-    const plain = Buffer.from(v.auth, 'base64').toString('utf8');
-    const i = plain.indexOf(':');
-    if (i > 0) v = { ...v, username: plain.slice(0, i), password: plain.slice(i + 1) };
-  }
-  if (v.identitytoken) return { username: '<token>', secret: v.identitytoken };
-  if (v.username) return { username: v.username, secret: v.password ?? '' };
-  return undefined;
 }
 
 /** A registry's domain from a server address as docker writes it (`https://index.docker.io/v1/` is docker.io). */

@@ -381,13 +381,14 @@ describe('CRI', () => {
     /** Opens a stream URL and collects what each channel carries until the server closes it. */
     const open = async (url: string, protocol: string) => {
       const ws = new WebSocket(url.replace(/^http/, 'ws'), [protocol]);
+      // listening before the open: a server's first messages (port-forward's port frames) can come with it
+      const got = new Map<number, Buffer>();
+      const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+      ws.on('message', (m: Buffer) => got.set(m[0] as number, Buffer.concat([got.get(m[0] as number) ?? Buffer.alloc(0), m.subarray(1)])));
       await new Promise((resolve, reject) => {
         ws.once('open', resolve);
         ws.once('error', reject);
       });
-      const got = new Map<number, Buffer>();
-      const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
-      ws.on('message', (m: Buffer) => got.set(m[0] as number, Buffer.concat([got.get(m[0] as number) ?? Buffer.alloc(0), m.subarray(1)])));
       return {
         ws,
         closed,

@@ -7,10 +7,10 @@ import * as loader from '@grpc/proto-loader';
 import { criProto } from '../src/server/index.js';
 import { pushBusyboxImage } from '../src/testutil/busybox.js';
 import { berth, cleanupRoots } from '../src/testutil/cli.js';
+import { startContainerd } from '../src/testutil/containerd.js';
 import { type BerthDaemon, startBerthDaemon } from '../src/testutil/daemon.js';
 import { removeCgroupTree, writePodNetwork } from '../src/testutil/network.js';
 import { startRegistry } from '../src/testutil/registry.js';
-import { startContainerd } from './containerd.js';
 import { type Comparison, median } from './harness.js';
 
 // CRI: a pod with one container (RunPodSandbox + CreateContainer + StartContainer, the image

@@ -4,11 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Berth } from '../src/services/index.js';
 import { pushBusyboxImage } from '../src/testutil/busybox.js';
+import { type Containerd, startContainerd } from '../src/testutil/containerd.js';
 import { type BerthDaemon, dockerClis, startBerthDaemon } from '../src/testutil/daemon.js';
 import { type Dockerd, startDockerd } from '../src/testutil/dockerd.js';
 import { sh } from '../src/testutil/peers.js';
 import { startRegistry } from '../src/testutil/registry.js';
-import { type Containerd, startContainerd } from './containerd.js';
 import { type Comparison, compare, median } from './harness.js';
 
 const status = async (pid: number, field: 'VmRSS' | 'VmHWM') =>

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { Berth } from '../src/services/index.js';
 import { pushBusyboxImage } from '../src/testutil/busybox.js';
 import { berthMain } from '../src/testutil/cli.js';
+import { type Containerd, startContainerd } from '../src/testutil/containerd.js';
 import { type Dockerd, startDockerd } from '../src/testutil/dockerd.js';
 import { sh } from '../src/testutil/peers.js';
 import { startRegistry } from '../src/testutil/registry.js';
-import { type Containerd, startContainerd } from './containerd.js';
 import { type Comparison, compare, median } from './harness.js';
 
 const rssKiB = async (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);

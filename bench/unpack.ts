@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { berthMain } from '../src/testutil/cli.js';
+import { type Containerd, startContainerd } from '../src/testutil/containerd.js';
 import { type Dockerd, startDockerd } from '../src/testutil/dockerd.js';
 import { umociLayers } from '../src/testutil/layers.js';
 import { sh, skopeoCopy } from '../src/testutil/peers.js';
 import { startRegistry } from '../src/testutil/registry.js';
-import { type Containerd, startContainerd } from './containerd.js';
 import { type Comparison, compare } from './harness.js';
 
 /**

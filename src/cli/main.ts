@@ -13,6 +13,7 @@ import { registerNamespace } from './namespace.js';
 import { registerNetworks } from './network.js';
 import { registerRegistry } from './registry.js';
 import { registerSnapshot } from './snapshot.js';
+import { registerStore } from './store.js';
 import { registerSystem } from './system.js';
 import { berthVersion } from './version.js';
 import { registerVolumes } from './volume.js';
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   registerNamespace(program);
   registerContent(program);
   registerSnapshot(program);
+  registerStore(program);
   registerSystem(program);
   registerContainers(program);
   registerNetworks(program);

@@ -41,4 +41,5 @@ export {
   removeNetwork,
 } from './networks.js';
 export { defaultSettings, readSettings, type Settings, settingKeys, writeSetting } from './settings.js';
+export { importStore, type StoreImportOpts } from './store-import.js';
 export { listVolumes, pruneVolumes, removeVolume, volumeUsage, volumeView } from './volumes.js';

@@ -1,8 +1,9 @@
+// Test and benchmark support: a real containerd (Debian's) on a private root, state and socket.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { sh } from '../src/testutil/peers.js';
+import { sh } from './peers.js';
 
 /** A containerd of the benchmark's own (root, state and socket in `dir`), the peer of berth. */
 export interface Containerd {

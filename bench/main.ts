@@ -8,6 +8,7 @@ import { type Comparison, printComparison } from './harness.js';
 import { networkBench } from './network.js';
 import { pullBench } from './pull.js';
 import { runBench } from './run.js';
+import { storeBench } from './store.js';
 import { unpackBench } from './unpack.js';
 
 const benchmarks: Record<string, () => Promise<Comparison[]>> = {
@@ -20,6 +21,7 @@ const benchmarks: Record<string, () => Promise<Comparison[]>> = {
   network: () => networkBench(),
   build: () => buildBench(),
   cri: () => criBench(),
+  store: () => storeBench(),
 };
 
 const wanted = process.argv.slice(2);

@@ -194,29 +194,38 @@ export function registerStore(program: Command): void {
     store
       .command('import')
       .description(
-        'Bring images of a docker or containerd store into berth without a registry: blobs are verified and copied; docker layers are rebuilt exactly (tar-split) and compressed; every image keeps its ID',
+        'Bring images of a docker or containerd store into berth without a registry: blobs are verified and hard-linked (copied across filesystems); docker layers are rebuilt exactly (tar-split) and compressed; every image keeps its ID',
       )
       .argument('<kind>', 'docker or containerd')
       .argument('<root>', 'the store, e.g. /var/lib/docker')
       .argument('[images...]', 'names or IDs (default: every image)')
       .option('--source-namespace <ns>', "containerd's namespace to read (default: default; moby for docker's containerd image store)")
+      .option('--copy', "copy containerd's blobs even where hard links could share them (same filesystem)")
       .option('-q, --quiet', 'no progress')
-      .action(async (kindArg: string, root: string, images: string[], opts: { sourceNamespace?: string; quiet?: boolean }, cmd: Command) =>
-        withBerth(cmd, async (b, g) => {
-          const progress = new ProgressView({ quiet: opts.quiet || g.format === 'json' });
-          const done = await importStore(b, g.namespace, parseKind(kindArg), root, {
-            images,
-            ...(opts.sourceNamespace ? { sourceNamespace: opts.sourceNamespace } : {}),
-            onProgress: (e, label) => {
-              progress.update(e, label);
-              if (e.total > 0 && e.offset === e.total) progress.finish(e.ref, 'Done');
-            },
-            onImage: (e) => {
-              if (g.format !== 'json') process.stdout.write(`Imported ${e.name} (${e.id})\n`);
-            },
-          });
-          if (g.format === 'json') printJSON(done);
-        }),
+      .action(
+        async (
+          kindArg: string,
+          root: string,
+          images: string[],
+          opts: { sourceNamespace?: string; copy?: boolean; quiet?: boolean },
+          cmd: Command,
+        ) =>
+          withBerth(cmd, async (b, g) => {
+            const progress = new ProgressView({ quiet: opts.quiet || g.format === 'json' });
+            const done = await importStore(b, g.namespace, parseKind(kindArg), root, {
+              images,
+              ...(opts.sourceNamespace ? { sourceNamespace: opts.sourceNamespace } : {}),
+              ...(opts.copy ? { copy: true } : {}),
+              onProgress: (e, label) => {
+                progress.update(e, label);
+                if (e.total > 0 && e.offset === e.total) progress.finish(e.ref, 'Done');
+              },
+              onImage: (e) => {
+                if (g.format !== 'json') process.stdout.write(`Imported ${e.name} (${e.id})\n`);
+              },
+            });
+            if (g.format === 'json') printJSON(done);
+          }),
       ),
     'berth store import docker /var/lib/docker busybox:latest',
   );

@@ -1,9 +1,10 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, createReadStream, fstatSync, linkSync, openSync, statSync, unlinkSync } from 'node:fs';
 import { chmod, type FileHandle, mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import {
   AlreadyExistsError,
+  DataLossError,
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
@@ -79,6 +80,45 @@ export class LocalStore implements Store {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
+    }
+  }
+
+  /**
+   * Publishes the file at `src` as a blob by a hard link, when it is on this store's filesystem
+   * and holds exactly `expected`: the link is made first and its bytes hashed, so what is checked
+   * is what is kept. The file is shared, not copied: its owner must not change it in place (blob
+   * stores never do). Returns 'cross-device' (nothing done) when a link cannot be made.
+   * @throws DataLossError when the file does not hold `expected`
+   */
+  async linkVerified(src: string, expected: Pick<Descriptor, 'digest' | 'size'>): Promise<'linked' | 'exists' | 'cross-device'> {
+    const digest = parseDigest(expected.digest);
+    if (this.existsSync(digest)) return 'exists';
+    const tmp = join(this.root, 'ingest', `${trashPrefix}link-${randomBytes(8).toString('hex')}`);
+    await mkdir(dirname(tmp), { recursive: true });
+    try {
+      linkSync(src, tmp);
+    } catch (err) {
+      if (['EXDEV', 'EPERM', 'EMLINK'].includes((err as NodeJS.ErrnoException).code ?? '')) return 'cross-device';
+      throw err;
+    }
+    try {
+      const d = new Digester(digestAlgorithm(digest));
+      for await (const chunk of createReadStream(tmp)) d.update(chunk as Buffer);
+      if (d.digest() !== digest || d.size !== expected.size) {
+        throw new DataLossError(`${src}: holds ${d.digest()} (${d.size} bytes), not ${digest} (${expected.size} bytes)`);
+      }
+      const target = this.blobPath(digest);
+      await mkdir(dirname(target), { recursive: true });
+      try {
+        linkSync(tmp, target);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') return 'exists';
+        throw err;
+      }
+      syncDirSync(dirname(target));
+      return 'linked';
+    } finally {
+      unlinkSync(tmp);
     }
   }
 

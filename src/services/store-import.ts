@@ -40,6 +40,8 @@ export interface StoreImportOpts {
   sourceNamespace?: string;
   /** Where docker 24+ keeps images when it uses containerd's image store. */
   containerdRoot?: string;
+  /** Copy containerd's blobs even where a hard link could share them. */
+  copy?: boolean;
   onProgress?: (e: ProgressEvent, label: string) => void;
   onImage?: (e: { name: string; id: Digest }) => void;
   signal?: AbortSignal;
@@ -138,6 +140,11 @@ export async function importStore(
         const blobs = [...(isIndex(target.mediaType) ? [target] : []), resolved.manifestDesc, resolved.manifest.value.config];
         blobs.push(...resolved.manifest.value.layers.filter((l) => isLayer(l.mediaType)));
         for (const d of blobs) {
+          // On the same filesystem the blob is hard-linked (and verified); the write below then
+          // finds it stored and only references it in the namespace.
+          const linked = opts.copy ? 'copy' : await b.content.linkVerified(content.blobPath(d.digest), d);
+          if (linked === 'linked')
+            opts.onProgress?.({ ref: `import-${d.digest}`, offset: d.size, total: d.size }, `${name}: ${d.digest.slice(7, 19)} (linked)`);
           await using r = await content.reader(d, opts);
           await writeBlob(ns.content, `import-${d.digest}`, r.read(undefined, opts), {
             expected: d,

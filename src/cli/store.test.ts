@@ -325,6 +325,35 @@ describe('store explain', () => {
       `every read saw the three images and one or two churn tags: ${[...seen]}`,
     );
   });
+
+  test('a copy torn by a commit is read again; an error over a steady file stands', async () => {
+    const older = readFileSync(join(croot, containerdPaths.meta));
+    await ctr('one', 'images', 'tag', refs['store/a'] as string, 'torn/0:1');
+    const newer = readFileSync(join(croot, containerdPaths.meta));
+    await ctr('one', 'images', 'rm', 'torn/0:1');
+    const file = join(work, 'torn.db');
+    writeFileSync(file, older);
+    const names = (db: BoltDB) => [...(db.root().bucket('v1', 'one', 'images')?.entries() ?? [])].map((e) => e.key.toString());
+    // The first read fails as a torn copy does (a bucket of another tree), while a commit lands.
+    let calls = 0;
+    const seen = readBolt(file, (db) => {
+      if (calls++ === 0) {
+        writeFileSync(file, newer);
+        throw new Error('a bucket that is not there');
+      }
+      return names(db);
+    });
+    assert.equal(calls, 2);
+    assert.ok(seen.includes('torn/0:1'), 'the second read is of the newer file');
+    // The same failure over a file that did not change is the file's.
+    assert.throws(
+      () =>
+        readBolt(file, () => {
+          throw new Error('not containerd');
+        }),
+      /not containerd/,
+    );
+  });
 });
 
 describe('store import', () => {

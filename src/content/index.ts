@@ -7,5 +7,6 @@ export {
   type WriteBlobResult,
   writeBlob,
 } from './helpers.js';
-export { IngestLockedError, type LocalCommitOpts, LocalStore, LocalWriter, type PublishGuard } from './local-store.js';
+export { IngestLockedError, type LocalCommitOpts, LocalWriter, type PublishGuard } from './ingest.js';
+export { LocalStore } from './local-store.js';
 export type * from './store.js';

@@ -1,7 +1,8 @@
 // A read-only reader of bbolt files (go.etcd.io/bbolt), the key/value store containerd keeps its
 // metadata in. It reads a private copy of the file, never the writer's lock or pages in place.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+
 import { DataLossError, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
+import { readFileHead } from '../sys/index.js';
 
 const magic = 0xed0cdaed;
 const pageHeaderSize = 16;
@@ -146,6 +147,17 @@ export class BoltBucket {
   }
 }
 
+/** The valid meta page with the highest txid. */
+function newestMeta(file: Buffer): Meta | undefined {
+  let best: Meta | undefined;
+  for (const size of metaOffsets(file)) {
+    for (const m of [readMeta(file, 0), readMeta(file, size)]) {
+      if (m && m.pageSize === size && (!best || m.txid > best.txid)) best = m;
+    }
+  }
+  return best;
+}
+
 /** A consistent, private snapshot of a bbolt file: the pages its newest valid meta page reaches. */
 export class BoltDB {
   readonly txid: bigint;
@@ -158,12 +170,7 @@ export class BoltDB {
    * @throws BoltCorruptError when neither meta page is valid
    */
   constructor(file: Buffer, what = 'bbolt file') {
-    let best: Meta | undefined;
-    for (const size of metaOffsets(file)) {
-      for (const m of [readMeta(file, 0), readMeta(file, size)]) {
-        if (m && m.pageSize === size && (!best || m.txid > best.txid)) best = m;
-      }
-    }
+    const best = newestMeta(file);
     if (!best) {
       throw file.length < 4096
         ? new BoltCorruptError(`${what}: truncated (${file.length} bytes), not a bbolt database`)
@@ -198,28 +205,14 @@ export class BoltDB {
 }
 
 /** The file's first `limit` bytes (all of it without a limit). */
-function readWhole(path: string, limit = Number.POSITIVE_INFINITY): Buffer {
-  let fd: number;
+function readWhole(path: string, limit?: number): Buffer {
   try {
-    fd = openSync(path, 'r');
+    return readFileHead(path, limit);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT') throw new NotFoundError(`${path}: no such file`);
     if (e.code === 'EISDIR') throw new InvalidArgumentError(`${path}: a directory, not a bbolt database`);
     throw err;
-  }
-  try {
-    const size = Math.min(fstatSync(fd).size, limit);
-    const buf = Buffer.allocUnsafe(size);
-    let off = 0;
-    while (off < size) {
-      const n = readSync(fd, buf, off, size - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    return buf.subarray(0, off);
-  } finally {
-    closeSync(fd);
   }
 }
 
@@ -233,26 +226,29 @@ function readWhole(path: string, limit = Number.POSITIVE_INFINITY): Buffer {
 export function readBolt<T>(path: string, read: (db: BoltDB) => T, attempts = 5): T {
   let last: unknown;
   for (let i = 0; i < attempts; i++) {
-    const copy = readWhole(path);
-    let result: T;
-    let txid: bigint;
+    let txid: bigint | undefined;
+    let outcome: { result: T } | { error: unknown };
     try {
-      const db = new BoltDB(copy, path);
+      const db = new BoltDB(readWhole(path), path);
       txid = db.txid;
-      result = read(db);
+      outcome = { result: read(db) };
     } catch (err) {
-      if (!(err instanceof BoltCorruptError)) throw err;
-      last = err;
-      continue;
+      // Any error over a torn copy (a bucket missing, a page of another tree) is the tear's.
+      if (!(err instanceof BoltCorruptError) && txid === undefined) throw err;
+      outcome = { error: err };
     }
-    let now: bigint | undefined;
-    try {
-      now = new BoltDB(readWhole(path, 2 << 20), path).txid;
-    } catch {
-      now = undefined;
+    last = 'error' in outcome ? outcome.error : undefined;
+    if (txid !== undefined && newestTxid(path) === txid) {
+      if ('result' in outcome) return outcome.result;
+      break;
     }
-    if (now === txid) return result;
   }
   if (!(last instanceof Error)) throw new BoltCorruptError(`${path}: changed on every read; try again`);
+  if (!(last instanceof BoltCorruptError)) throw last;
   throw new BoltCorruptError(last.message.startsWith(path) ? last.message : `${path}: ${last.message}`);
+}
+
+/** The txid of the file's newest valid meta page now (the two meta pages lie in its first 2 MiB). */
+function newestTxid(path: string): bigint | undefined {
+  return newestMeta(readWhole(path, 2 << 20))?.txid;
 }

@@ -67,16 +67,30 @@ export function readFileUpTo(path: string, max: number): Buffer | undefined {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
-    if (size > max) return undefined;
-    const buf = Buffer.allocUnsafe(size);
-    let off = 0;
-    while (off < size) {
-      const n = readSync(fd, buf, off, size - off, off);
-      if (n === 0) break;
-      off += n;
-    }
-    return buf.subarray(0, off);
+    return size > max ? undefined : readSyncFully(fd, size);
   } finally {
     closeSync(fd);
   }
+}
+
+/** The file's first `limit` bytes (all of it without a limit), read synchronously. @throws the open error (ENOENT…) */
+export function readFileHead(path: string, limit = Number.POSITIVE_INFINITY): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    return readSyncFully(fd, Math.min(fstatSync(fd).size, limit));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Up to `size` bytes from the start of `fd`; fewer when the file was cut meanwhile. */
+function readSyncFully(fd: number, size: number): Buffer {
+  const buf = Buffer.allocUnsafe(size);
+  let off = 0;
+  while (off < size) {
+    const n = readSync(fd, buf, off, size - off, off);
+    if (n === 0) break;
+    off += n;
+  }
+  return buf.subarray(0, off);
 }

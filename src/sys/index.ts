@@ -1,4 +1,4 @@
-export { readFileChunks, readFileUpTo, syncDirSync, writeFileAtomic } from './fs.js';
+export { readFileChunks, readFileHead, readFileUpTo, syncDirSync, writeFileAtomic } from './fs.js';
 export { withFileLock } from './lock.js';
 export { lookPath } from './look-path.js';
 export {

@@ -2,13 +2,6 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { rootCertificates } from 'node:tls';
 import type { Agent, Dispatcher } from 'undici';
 
-// undici is loaded on the first request: commands that never reach a registry start faster.
-let undici: Promise<typeof import('undici')> | undefined;
-const loadUndici = () => {
-  undici ??= import('undici');
-  return undici;
-};
-
 import {
   BerthError,
   FailedPreconditionError,
@@ -24,6 +17,7 @@ import {
 import { parseWWWAuthenticate, type Token } from './auth.js';
 import { CredentialStore, type Credentials } from './credentials.js';
 import { type Capability, type HostsOpts, type RegistryHost, registryHosts } from './hosts.js';
+import { undici } from './undici.js';
 
 /** Plain data (structured-cloneable), so that a worker thread can make an equal session. */
 export interface SessionOpts {
@@ -182,18 +176,19 @@ export class Session {
     return this.opts.auth?.[domain] ?? (await this.#credentials?.get(domain));
   }
 
-  async #agent(h: RegistryHost): Promise<Agent> {
-    const key = `${h.scheme}://${h.host}`;
+  /** The connections to host `h` with its TLS settings; without a host, to others (token realms, redirects). */
+  #agent(h?: RegistryHost): Agent {
+    const key = h ? `${h.scheme}://${h.host}` : '';
     let a = this.#agents.get(key);
     if (!a) {
-      const { Agent } = await loadUndici();
+      const { Agent } = undici();
       const connect: Record<string, unknown> = {};
-      if (h.ca?.length) connect.ca = [...rootCertificates, ...h.ca];
-      if (h.clientCerts?.[0]) {
+      if (h?.ca?.length) connect.ca = [...rootCertificates, ...h.ca];
+      if (h?.clientCerts?.[0]) {
         connect.cert = h.clientCerts[0].cert;
         connect.key = h.clientCerts[0].key;
       }
-      if (h.skipVerify) connect.rejectUnauthorized = false;
+      if (h?.skipVerify) connect.rejectUnauthorized = false;
       a = new Agent({ connect, keepAliveTimeout: 10_000, headersTimeout: 60_000, bodyTimeout: 120_000 });
       this.#agents.set(key, a);
     }
@@ -371,8 +366,8 @@ export class Session {
         service: params.service ?? '',
       });
       for (const s of scopes) form.append('scope', s);
-      const { request } = await loadUndici();
-      res = await request(realmURL, {
+      res = await undici().request(realmURL, {
+        dispatcher: this.#agent(),
         method: 'POST',
         headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
         body: form.toString(),
@@ -382,8 +377,7 @@ export class Session {
       if (params.service) realmURL.searchParams.set('service', params.service);
       for (const s of scopes) realmURL.searchParams.append('scope', s);
       if (creds) headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.secret}`).toString('base64')}`;
-      const { request } = await loadUndici();
-      res = await request(realmURL, { method: 'GET', headers, signal });
+      res = await undici().request(realmURL, { dispatcher: this.#agent(), method: 'GET', headers, signal });
     }
     const text = (await readCapped(res.body, res.headers, maxTokenResponse, `token from ${realmURL.origin}`)).toString('utf8');
     if (res.statusCode === 401 || res.statusCode === 403) {
@@ -419,13 +413,12 @@ export class Session {
       const headers: Record<string, string> = { 'user-agent': this.#userAgent(), ...h.headers, ...opts.headers };
       if (authorization && sameHost) headers.authorization = authorization;
       const body = typeof opts.body === 'function' ? opts.body() : opts.body;
-      const { request } = await loadUndici();
-      const r = await request(current, {
+      const r = await undici().request(current, {
         method: opts.method ?? 'GET',
         headers,
         body: body as Dispatcher.RequestOptions['body'],
         signal: opts.signal,
-        dispatcher: sameHost ? await this.#agent(h) : undefined,
+        dispatcher: this.#agent(sameHost ? h : undefined),
       });
       const res: Response = { status: r.statusCode, headers: flatHeaders(r.headers), body: r.body, url: current, host: h };
       const location = res.headers.location;

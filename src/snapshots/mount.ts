@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { FailedPreconditionError, UnavailableError } from '../errdefs/index.js';
@@ -70,7 +70,10 @@ export function overlaySupported(dir: string): Promise<boolean> {
     const tmp = await mkdtemp(join(dir, '.overlay-check-')).catch(() => undefined);
     if (!tmp) return false;
     try {
-      await run('sh', ['-c', 'mkdir l u w m && mount -t overlay overlay -o lowerdir=l,upperdir=u,workdir=w m && umount m'], { cwd: tmp });
+      const [l, u, w, m] = ['l', 'u', 'w', 'm'].map((d) => join(tmp, d)) as [string, string, string, string];
+      for (const d of [l, u, w, m]) await mkdir(d);
+      sys.mount('overlay', m, 'overlay', 0, `lowerdir=${l},upperdir=${u},workdir=${w}`);
+      sys.umount(m);
       return true;
     } catch {
       return false;

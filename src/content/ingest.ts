@@ -233,9 +233,9 @@ export class LocalWriter implements Writer {
         this.#digester.update(chunk);
         await written;
       } else {
-        // A small chunk (a network read) is written at once, while it is still in the CPU's cache:
-        // measured, this takes half the kernel time of gathering 1 MiB buffers, written on the
-        // thread pool or not. A write into the page cache takes microseconds.
+        // A small chunk (a network read) is written at once, on this thread: a write into the page
+        // cache takes microseconds. Measured against gathering 1 MiB buffers for the thread pool:
+        // the same CPU in all (a third less kernel time, as much more user time), no double buffers.
         this.#digester.update(chunk);
         writeFullySync(fh.fd, chunk);
       }

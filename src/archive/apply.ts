@@ -155,7 +155,10 @@ class Applier {
       } else lutimes(path, h.atime ?? h.mtime, h.mtime);
     }
     this.#written.add(rel);
-    for (let i = rel.indexOf('/'); i !== -1; i = rel.indexOf('/', i + 1)) this.#writtenBelow.add(rel.slice(0, i));
+    // A parent already in the set has its own parents there too: most entries add nothing.
+    const parent = rel.lastIndexOf('/');
+    if (parent !== -1 && !this.#writtenBelow.has(rel.slice(0, parent)))
+      for (let i = rel.indexOf('/'); i !== -1; i = rel.indexOf('/', i + 1)) this.#writtenBelow.add(rel.slice(0, i));
   }
 
   /** Sets the times of the directories, children first, and hides what opaque directories cover. */

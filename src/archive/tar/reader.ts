@@ -124,16 +124,24 @@ function cString(b: Buffer): string {
   return decoder.decode(end === -1 ? b : b.subarray(0, end));
 }
 
+/**
+ * An octal field: digits between NULs and spaces; what follows a NUL is ignored, what follows a
+ * space must be NULs and spaces. NaN when it is not a number; 0 when empty. Byte by byte: it runs
+ * eight times for every header.
+ */
 function readOctal(b: Buffer, off: number, len: number): number {
-  const s = b
-    .subarray(off, off + len)
-    .toString('latin1')
-    .replace(/[\0 ]+$/, '')
-    .replace(/^[\0 ]+/, '')
-    .split('\0')[0] as string;
-  if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) return Number.NaN;
-  return Number.parseInt(s, 8);
+  const end = off + len;
+  let i = off;
+  while (i < end && (b[i] === 0 || b[i] === 0x20)) i++;
+  let n = 0;
+  for (; i < end; i++) {
+    const c = b[i] as number;
+    if (c < 0x30 || c > 0x37) break;
+    n = n * 8 + (c - 0x30);
+  }
+  if (i < end && b[i] === 0) return n;
+  for (; i < end; i++) if (b[i] !== 0 && b[i] !== 0x20) return Number.NaN;
+  return n;
 }
 
 /** Octal, or base-256 (GNU) when the high bit of the first byte is set. */

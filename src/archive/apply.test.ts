@@ -211,6 +211,31 @@ print(json.dumps({'header': last.offset, 'data': last.offset_data, 'end': last.o
     for await (const e of readTar(chunks(Buffer.concat([block, TAR_END])))) assert.equal(e.header.uid, uid);
   });
 
+  test('tar reader: octal fields padded with spaces or NULs, cut at a NUL; junk is refused', async () => {
+    const withUid = (field: string) => {
+      const block = Buffer.from(tarOf([{ name: 'f', data: '' }]).subarray(0, 512));
+      block.fill(0, 108, 116);
+      block.write(field, 108, 8, 'latin1');
+      block.fill(0x20, 148, 156);
+      let sum = 0;
+      for (const c of block) sum += c;
+      block.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'latin1');
+      return Buffer.concat([block, TAR_END]);
+    };
+    const uidOf = async (field: string) => {
+      for await (const e of readTar(chunks(withUid(field)))) return e.header.uid;
+    };
+    for (const [field, uid] of [
+      ['0001750\0', 1000],
+      ['   1750 ', 1000],
+      ['\x00\x001750 \x00', 1000],
+      ['1750\0x9z', 1000],
+      ['\0\0\0\0\0\0\0\0', 0],
+    ] as const)
+      assert.equal(await uidOf(field), uid, JSON.stringify(field));
+    for (const field of ['17 50', '1750 x', '1758', 'abc']) await assert.rejects(uidOf(field), /bad uid field/, JSON.stringify(field));
+  });
+
   test('tar reader keeps a PAX xattr value byte for byte', async () => {
     const cap = Buffer.from('0100000200200000000000000000000000000000', 'hex');
     const h: TarHeader = {

@@ -70,10 +70,9 @@ export function overlaySupported(dir: string): Promise<boolean> {
     const tmp = await mkdtemp(join(dir, '.overlay-check-')).catch(() => undefined);
     if (!tmp) return false;
     try {
-      const [l, u, w, m] = ['l', 'u', 'w', 'm'].map((d) => join(tmp, d)) as [string, string, string, string];
-      for (const d of [l, u, w, m]) await mkdir(d);
-      sys.mount('overlay', m, 'overlay', 0, `lowerdir=${l},upperdir=${u},workdir=${w}`);
-      sys.umount(m);
+      for (const d of ['l', 'u', 'w', 'm']) await mkdir(join(tmp, d));
+      sys.mount('overlay', join(tmp, 'm'), 'overlay', 0, `lowerdir=${join(tmp, 'l')},upperdir=${join(tmp, 'u')},workdir=${join(tmp, 'w')}`);
+      sys.umount(join(tmp, 'm'));
       return true;
     } catch {
       return false;

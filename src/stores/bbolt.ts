@@ -1,6 +1,5 @@
 // A read-only reader of bbolt files (go.etcd.io/bbolt), the key/value store containerd keeps its
 // metadata in. It reads a private copy of the file, never the writer's lock or pages in place.
-
 import { DataLossError, InvalidArgumentError, NotFoundError } from '../errdefs/index.js';
 import { readFileHead } from '../sys/index.js';
 
@@ -224,25 +223,26 @@ function readWhole(path: string, limit?: number): Buffer {
  * @throws NotFoundError when the file is missing; BoltCorruptError when it stays unreadable
  */
 export function readBolt<T>(path: string, read: (db: BoltDB) => T, attempts = 5): T {
-  let last: unknown;
+  let failure: { err: unknown } | undefined;
   for (let i = 0; i < attempts; i++) {
     let txid: bigint | undefined;
-    let outcome: { result: T } | { error: unknown };
+    let result: T | undefined;
+    failure = undefined;
     try {
       const db = new BoltDB(readWhole(path), path);
       txid = db.txid;
-      outcome = { result: read(db) };
+      result = read(db);
     } catch (err) {
       // Any error over a torn copy (a bucket missing, a page of another tree) is the tear's.
       if (!(err instanceof BoltCorruptError) && txid === undefined) throw err;
-      outcome = { error: err };
+      failure = { err };
     }
-    last = 'error' in outcome ? outcome.error : undefined;
     if (txid !== undefined && newestTxid(path) === txid) {
-      if ('result' in outcome) return outcome.result;
+      if (!failure) return result as T;
       break;
     }
   }
+  const last = failure?.err;
   if (!(last instanceof Error)) throw new BoltCorruptError(`${path}: changed on every read; try again`);
   if (!(last instanceof BoltCorruptError)) throw last;
   throw new BoltCorruptError(last.message.startsWith(path) ? last.message : `${path}: ${last.message}`);

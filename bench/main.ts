@@ -9,12 +9,13 @@ import { networkBench } from './network.js';
 import { pullBench } from './pull.js';
 import { runBench } from './run.js';
 import { storeBench } from './store.js';
-import { unpackBench } from './unpack.js';
+import { unpackBench, unpackLabBench } from './unpack.js';
 
 const benchmarks: Record<string, () => Promise<Comparison[]>> = {
   'content-add': () => contentAdd(),
   pull: () => pullBench(),
   unpack: () => unpackBench(),
+  'unpack-lab': () => unpackLabBench(),
   run: () => runBench(),
   disk: () => diskBench(),
   daemon: () => daemonBench(),

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { setFlagsFromString } from 'node:v8';
 import { Command, CommanderError, Option } from 'commander';
 import { BerthError, codeOf, exitCodes } from '../errdefs/index.js';
 import { registerArchive } from './archive.js';
@@ -123,6 +124,14 @@ async function main(argv: string[]): Promise<number> {
     return report(err, argv.includes('--debug'));
   }
 }
+
+// A pull streams about twice the image's size through Buffers while the JavaScript heap stays near
+// 10 MB. With V8's default heap growth the old generation's limit sits so close to that size that
+// incremental marking starts again as soon as a mark-compact ends: 70-90 full collections in a pull
+// of a 575 MB image, about 1 s of CPU on helper threads. Letting the heap grow to five times what
+// survives takes that to about 14 (measured: 1.0-1.3 s less user CPU, peak RSS +20 MB). The CLI sets
+// it for its own process (and the daemon's); a program that embeds berth keeps its own settings.
+setFlagsFromString('--heap-growing-percent=400');
 
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   if (err.code === 'EPIPE') process.exit(0);

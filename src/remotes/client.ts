@@ -1,6 +1,6 @@
+import type { IncomingMessage } from 'node:http';
 import { setTimeout as delay } from 'node:timers/promises';
 import { rootCertificates } from 'node:tls';
-import type { Agent, Dispatcher } from 'undici';
 
 import {
   BerthError,
@@ -17,7 +17,7 @@ import {
 import { parseWWWAuthenticate, type Token } from './auth.js';
 import { CredentialStore, type Credentials } from './credentials.js';
 import { type Capability, type HostsOpts, type RegistryHost, registryHosts } from './hosts.js';
-import { undici } from './undici.js';
+import { Connections, discard, type HttpResponse, type RequestBody, type TlsOpts } from './http.js';
 
 /** Plain data (structured-cloneable), so that a worker thread can make an equal session. */
 export interface SessionOpts {
@@ -33,13 +33,11 @@ export interface SessionOpts {
   backoff?: number;
 }
 
-export type Body = Uint8Array | string | AsyncIterable<Uint8Array>;
-
 export interface RequestOpts {
   method?: 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE';
   headers?: Record<string, string>;
   /** A body, or a function that makes it again for a retry. */
-  body?: Body | (() => Body);
+  body?: RequestBody | (() => RequestBody);
   /** Scopes to ask a token for, e.g. `repository:a/b:pull`. */
   scopes: string[];
   capability: Capability;
@@ -53,7 +51,7 @@ export interface RequestOpts {
 export interface Response {
   status: number;
   headers: Record<string, string>;
-  body: Dispatcher.ResponseData['body'];
+  body: IncomingMessage;
   url: string;
   host: RegistryHost;
 }
@@ -70,15 +68,13 @@ function flatHeaders(h: Record<string, string | string[] | undefined>): Record<s
   return out;
 }
 
-type Body$ = Dispatcher.ResponseData['body'];
-
 /**
  * Reads a response body into memory, refusing more than `max` bytes (declared or received): every
  * answer comes from a stranger.
  * @throws FailedPreconditionError when the body is larger
  */
 export async function readCapped(
-  body: Body$,
+  body: IncomingMessage,
   headers: Record<string, string | string[] | undefined>,
   max: number,
   what: string,
@@ -102,7 +98,7 @@ export async function readCapped(
 }
 
 /** The first `max` bytes of a body, as text; the rest is dropped (for error details). */
-async function readStart(body: Body$, max: number): Promise<string> {
+async function readStart(body: IncomingMessage, max: number): Promise<string> {
   const parts: Buffer[] = [];
   let n = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {
@@ -120,9 +116,7 @@ async function readStart(body: Body$, max: number): Promise<string> {
 export function isRetryable(err: unknown): boolean {
   if (hasCode(err, 'UNAVAILABLE')) return true;
   const code = (err as { code?: string }).code ?? '';
-  return /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|ENETUNREACH|EAI_AGAIN|UND_ERR_SOCKET|UND_ERR_CLOSED|UND_ERR_CONNECT_TIMEOUT|UND_ERR_HEADERS_TIMEOUT|UND_ERR_BODY_TIMEOUT)$/.test(
-    code,
-  );
+  return /^(ECONNRESET|ECONNREFUSED|EPIPE|ETIMEDOUT|ENETUNREACH|EAI_AGAIN)$/.test(code);
 }
 
 /** Turns a registry's error answer into a berth error naming what was asked. */
@@ -152,7 +146,7 @@ async function registryError(res: Response, what: string): Promise<BerthError> {
 export class Session {
   readonly opts: SessionOpts;
   readonly #credentials: CredentialStore | null;
-  readonly #agents = new Map<string, Agent>();
+  readonly #byHost = new Map<string, Connections>();
   readonly #tokens = new Map<string, Token>();
   /** The scheme a host asked for last time, so that later requests authorize up front. */
   readonly #schemes = new Map<string, { scheme: string; params: Record<string, string> }>();
@@ -177,27 +171,27 @@ export class Session {
   }
 
   /** The connections to host `h` with its TLS settings; without a host, to others (token realms, redirects). */
-  #agent(h?: RegistryHost): Agent {
+  #connections(h?: RegistryHost): Connections {
     const key = h ? `${h.scheme}://${h.host}` : '';
-    let a = this.#agents.get(key);
-    if (!a) {
-      const { Agent } = undici();
-      const connect: Record<string, unknown> = {};
-      if (h?.ca?.length) connect.ca = [...rootCertificates, ...h.ca];
+    let c = this.#byHost.get(key);
+    if (!c) {
+      const tls: TlsOpts = {};
+      if (h?.ca?.length) tls.ca = [...rootCertificates, ...h.ca];
       if (h?.clientCerts?.[0]) {
-        connect.cert = h.clientCerts[0].cert;
-        connect.key = h.clientCerts[0].key;
+        tls.cert = h.clientCerts[0].cert;
+        tls.key = h.clientCerts[0].key;
       }
-      if (h?.skipVerify) connect.rejectUnauthorized = false;
-      a = new Agent({ connect, keepAliveTimeout: 10_000, headersTimeout: 60_000, bodyTimeout: 120_000 });
-      this.#agents.set(key, a);
+      if (h?.skipVerify) tls.rejectUnauthorized = false;
+      c = new Connections(tls);
+      this.#byHost.set(key, c);
     }
-    return a;
+    return c;
   }
 
+  /** Closes the kept-alive connections; call it when the session's requests are done. */
   async close(): Promise<void> {
-    await Promise.all([...this.#agents.values()].map((a) => a.close()));
-    this.#agents.clear();
+    for (const c of this.#byHost.values()) c.destroy();
+    this.#byHost.clear();
   }
 
   /**
@@ -216,7 +210,7 @@ export class Session {
         const res = await this.#withRetries(domain, h, url, opts);
         // A mirror that lacks the content hands over to the next host.
         if (res.status === 404 && i < hosts.length - 1 && !(opts.accept ?? []).includes(404)) {
-          await res.body.dump();
+          await discard(res.body);
           continue;
         }
         return res;
@@ -241,7 +235,7 @@ export class Session {
       capability: 'pull',
       signal: opts.signal,
     });
-    await res.body.dump();
+    await discard(res.body);
   }
 
   /** Sends to an absolute URL a registry gave (an upload location). */
@@ -274,7 +268,7 @@ export class Session {
         if (!idempotent || attempt >= attempts || !isRetryable(err) || hasCode(err, 'ABORTED')) {
           if (err instanceof BerthError) throw err;
           const code = (err as { code?: string }).code ?? '';
-          if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS/.test(code)) {
+          if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|ERR_SSL/.test(code)) {
             throw new UnavailableError(
               `${what}: TLS: ${(err as Error).message} (trust the registry's CA in certs.d/<host>/hosts.toml or ca.crt)`,
               {
@@ -283,7 +277,7 @@ export class Session {
             );
           }
           // Network failures (DNS, refused, reset) are one clear line, not a stack.
-          if (isRetryable(err) || /^(E[A-Z]+|UND_ERR_[A-Z_]+)$/.test(code)) {
+          if (isRetryable(err) || /^E[A-Z]+$/.test(code)) {
             throw new UnavailableError(`${what}: ${(err as Error).message}`, { cause: err });
           }
           throw err;
@@ -305,7 +299,7 @@ export class Session {
       const res = await this.#send(h, url, opts, auth);
       if (res.status !== 401 || round > 0) return res;
       const header = res.headers['www-authenticate'];
-      await res.body.dump();
+      await discard(res.body);
       if (!header) return this.#send(h, url, opts, auth);
       const challenge = parseWWWAuthenticate(header).find((c) => c.scheme === 'bearer' || c.scheme === 'basic');
       if (!challenge)
@@ -357,7 +351,7 @@ export class Session {
       throw new UnauthenticatedError(`registry token realm "${realm.slice(0, 100)}" is not a URL`);
     }
     const headers: Record<string, string> = { 'user-agent': this.#userAgent() };
-    let res: Dispatcher.ResponseData;
+    let res: HttpResponse;
     if (creds?.username === '<token>') {
       const form = new URLSearchParams({
         grant_type: 'refresh_token',
@@ -366,8 +360,7 @@ export class Session {
         service: params.service ?? '',
       });
       for (const s of scopes) form.append('scope', s);
-      res = await undici().request(realmURL, {
-        dispatcher: this.#agent(),
+      res = await this.#connections().request(realmURL, {
         method: 'POST',
         headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
         body: form.toString(),
@@ -377,7 +370,7 @@ export class Session {
       if (params.service) realmURL.searchParams.set('service', params.service);
       for (const s of scopes) realmURL.searchParams.append('scope', s);
       if (creds) headers.authorization = `Basic ${Buffer.from(`${creds.username}:${creds.secret}`).toString('base64')}`;
-      res = await undici().request(realmURL, { dispatcher: this.#agent(), method: 'GET', headers, signal });
+      res = await this.#connections().request(realmURL, { method: 'GET', headers, signal });
     }
     const text = (await readCapped(res.body, res.headers, maxTokenResponse, `token from ${realmURL.origin}`)).toString('utf8');
     if (res.statusCode === 401 || res.statusCode === 403) {
@@ -413,12 +406,11 @@ export class Session {
       const headers: Record<string, string> = { 'user-agent': this.#userAgent(), ...h.headers, ...opts.headers };
       if (authorization && sameHost) headers.authorization = authorization;
       const body = typeof opts.body === 'function' ? opts.body() : opts.body;
-      const r = await undici().request(current, {
+      const r = await this.#connections(sameHost ? h : undefined).request(new URL(current), {
         method: opts.method ?? 'GET',
         headers,
-        body: body as Dispatcher.RequestOptions['body'],
+        body,
         signal: opts.signal,
-        dispatcher: this.#agent(sameHost ? h : undefined),
       });
       const res: Response = { status: r.statusCode, headers: flatHeaders(r.headers), body: r.body, url: current, host: h };
       const location = res.headers.location;
@@ -428,7 +420,7 @@ export class Session {
         (opts.method ?? 'GET') !== 'PUT' &&
         (opts.method ?? 'GET') !== 'POST'
       ) {
-        await r.body.dump();
+        await discard(r.body);
         current = new URL(location, current).toString();
         continue;
       }

@@ -22,6 +22,7 @@ import {
 import { repositoryScope } from './auth.js';
 import { type Response, readCapped, type Session } from './client.js';
 import type { RegistryHost } from './hosts.js';
+import { discard } from './http.js';
 
 /** What berth asks for when it resolves a reference: indexes first, then manifests, OCI and Docker. */
 export const manifestAccept = [MediaType.ociIndex, MediaType.dockerManifestList, MediaType.ociManifest, MediaType.dockerManifest].join(
@@ -83,7 +84,7 @@ export class Repository {
         const shown = `${this.name}${ref.digest ? `@${ref.digest}` : `:${tagOrDigest}`}`;
         throw new NotFoundError(`manifest for "${shown}" not found: manifest unknown`, { cause: err });
       });
-    await head.body.dump();
+    await discard(head.body);
     const headDigest = head.headers['docker-content-digest'];
     const size = Number(head.headers['content-length']);
     const mediaType = mediaTypeOf(head);
@@ -176,7 +177,7 @@ export class Repository {
       signal: opts.signal,
       accept: [404],
     });
-    await res.body.dump();
+    await discard(res.body);
     return res.status === 200;
   }
 
@@ -197,7 +198,7 @@ export class Repository {
         idempotent: true,
       },
     );
-    await res.body.dump();
+    await discard(res.body);
     if (res.status === 201) return true;
     // 202: the registry opened an upload instead; cancel it, the caller uploads.
     if (res.status === 202 && res.headers.location) await this.#cancel(res, opts);
@@ -213,7 +214,7 @@ export class Repository {
         signal: opts.signal,
         accept: [404, 405],
       });
-      await del.body.dump();
+      await discard(del.body);
     } catch {
       // an abandoned upload expires on the registry
     }
@@ -237,7 +238,7 @@ export class Repository {
       signal: opts.signal,
       idempotent: true,
     });
-    await start.body.dump();
+    await discard(start.body);
     if (start.status !== 202 || !start.headers.location) {
       throw new UnavailableError(`push ${desc.digest} to ${this.name}: upload not started (${start.status})`);
     }
@@ -297,7 +298,7 @@ export class Repository {
       // A PATCH appends: sent twice it would corrupt the upload.
       idempotent: method === 'PUT',
     });
-    await res.body.dump();
+    await discard(res.body);
     if (res.status !== want) throw new UnavailableError(`push to ${this.name}: ${method} ${res.status}`);
     return res;
   }
@@ -313,7 +314,7 @@ export class Repository {
       signal: opts.signal,
       idempotent: true,
     });
-    await res.body.dump();
+    await discard(res.body);
     if (res.status !== 201) throw new UnavailableError(`push manifest ${desc.digest} to ${this.name}:${tagOrDigest}: ${res.status}`);
     const answered = res.headers['docker-content-digest'];
     if (answered && answered !== desc.digest) {

@@ -77,13 +77,19 @@ export class Connections {
         highWaterMark: bodyBuffer,
       };
       const req = send(url, options);
-      req.setTimeout(headersTimeout, () => req.destroy(timeoutError(`${opts.method} ${url.origin}`, headersTimeout)));
+      let response: IncomingMessage | undefined;
+      req.setTimeout(headersTimeout, () => {
+        const err = timeoutError(`${opts.method} ${url.origin}`, response ? bodyTimeout : headersTimeout);
+        if (response) response.destroy(err);
+        else req.destroy(err);
+      });
       req.once('error', reject);
       req.once('response', (res) => {
+        response = res;
         req.off('error', reject);
         // From here on a failure reaches the caller through the body.
         req.on('error', (err) => res.destroy(err));
-        req.setTimeout(bodyTimeout, () => res.destroy(timeoutError(`${opts.method} ${url.origin}`, bodyTimeout)));
+        req.setTimeout(bodyTimeout);
         resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: res });
       });
       const body = opts.body;

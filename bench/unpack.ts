@@ -60,7 +60,7 @@ interface ImageShape {
  * in the last 60 s when it makes new ones (`recently_deleted`): a pull right after a cleanup of the
  * previous run's files spends up to half of its time in that walk, whoever pulls.
  */
-async function pushImages(registry: TestRegistry, dir: string, repo: string, shape: ImageShape, count: number): Promise<string> {
+async function pushImages(registry: TestRegistry, dir: string, shape: ImageShape, count: number): Promise<string> {
   const tars = join(dir, 'tars');
   await mkdir(tars);
   await sh('python3', [
@@ -75,7 +75,7 @@ async function pushImages(registry: TestRegistry, dir: string, repo: string, sha
   ]);
   const files = (await readdir(tars)).sort().map((f) => join(tars, f));
   const layout = join(dir, 'layout');
-  const ref = `${registry.host}/bench/${repo}`;
+  const ref = `${registry.host}/bench/unpack`;
   for (let i = 0; i < count; i++) {
     await sh('python3', ['-c', SALT_LAYERS, String(i), ...files]);
     await umociLayers(layout, `run-${i}`, files);
@@ -103,7 +103,7 @@ async function pullUnpack(
   let containerd: Containerd | undefined;
   let dockerd: Dockerd | undefined;
   try {
-    const repo = await pushImages(registry, dir, 'unpack', shape, opts.runs + 1);
+    const repo = await pushImages(registry, dir, shape, opts.runs + 1);
     const ref = (i: number) => `${repo}:run-${i}`;
     containerd = await startContainerd(join(dir, 'containerd'));
     const cd = containerd;

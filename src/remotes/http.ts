@@ -1,11 +1,11 @@
 // The registry client's HTTP: node:http and node:https with keep-alive agents. Their parser is
-// native and hands body chunks over without copying; undici's runs in WebAssembly and copies each
-// chunk in and out (measured on a 500 MB pull: 0.4 s more CPU), and loading it cost 55 ms of every
-// registry command's start.
+// native and hands body chunks over without copying (undici's runs in WebAssembly); with nothing to
+// load, a registry command that fails at once ends in 0.19-0.25 s instead of 0.34-0.50 s. Fetch time
+// and CPU measured the same.
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage, type RequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
+import { pipeline } from 'node:stream/promises';
 
 /** TLS settings of a host: extra CAs, a client certificate, or no verification. */
 export interface TlsOpts {
@@ -104,7 +104,7 @@ export class Connections {
   }
 }
 
-/** Answers larger than this are not read to keep their connection: it is closed instead. */
+/** Answers larger than this (declared or received) are not read to keep their connection: it is closed instead. */
 const maxDiscard = 256 << 10;
 
 /** Drops an answer's body: read to its end when small, so the connection is kept, else closed. */
@@ -114,6 +114,14 @@ export async function discard(body: IncomingMessage): Promise<void> {
     body.destroy();
     return;
   }
-  body.resume();
-  await finished(body).catch(() => {});
+  let seen = 0;
+  try {
+    // Leaving the loop early destroys the body: a chunked answer may never end.
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      seen += chunk.byteLength;
+      if (seen > maxDiscard) break;
+    }
+  } catch {
+    // the connection failed: nothing to keep
+  }
 }
